@@ -1,0 +1,1 @@
+"""CLIP-LIT training script and its data helpers (see train/train.py)."""
