@@ -140,7 +140,7 @@ def encode_pil(decoded: DecodedImage) -> Image.Image:
     `cliplit.image_io.write_image` to keep 16 bits.
     """
     if decoded.bit_depth == 16 and decoded.grayscale and decoded.alpha is None:
-        return Image.fromarray(encode_array(decoded), mode="I;16")
+        return Image.fromarray(encode_array(decoded))  # uint16 (H, W) -> "I;16"
     return Image.fromarray(encode_array(DecodedImage(decoded.pixels, decoded.alpha, 8, decoded.grayscale)))
 
 

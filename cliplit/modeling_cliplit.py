@@ -126,6 +126,25 @@ class CLIPLITPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = False
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As in transformers; the weights are then copied out of safetensors' memory map (see below)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model._own_weight_memory()
+        return loaded
+
+    @torch.no_grad()
+    def _own_weight_memory(self) -> None:
+        """
+        Copy every parameter into freshly allocated (64-byte aligned) memory. Tensors memory-mapped from
+        safetensors can sit at unaligned addresses, where CPU convolution kernels take another code path
+        whose float rounding differs in the last bit; owning the memory makes a reloaded model compute
+        bit-identically to the one that was saved.
+        """
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            tensor.data = tensor.data.clone()
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # The authors initialize convolutions with N(0, 0.02); PReLU keeps its 0.25 default.
@@ -207,7 +226,7 @@ class CLIPLITModel(CLIPLITPreTrainedModel):
             strength (`float`, *optional*, defaults to `config.default_strength`):
                 Exponent of the illumination map: 0 returns the input, 1 the published enhancement.
         """
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         illumination = self.estimate_illumination(pixel_values)
         reconstruction = apply_illumination(pixel_values, illumination, self._strength(strength))
         if not return_dict:
