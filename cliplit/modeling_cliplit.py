@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 from .configuration_cliplit import CLIPLITConfig
 
 KERNEL_SIZE = 3
+IDENTITY_HEAD_BIAS = 1.0  # see `CLIPLITModel.start_from_identity`
 FUSE_PADDING_MODE = "zeros"  # the published fuse convolution keeps nn.Conv2d's default padding
 
 
@@ -188,6 +189,16 @@ class CLIPLITModel(CLIPLITPreTrainedModel):
         self.decoder_blocks = nn.ModuleList(CLIPLITResidualBlock(hidden, pad, slope) for _ in range(2))
         self.illumination_head = conv3x3(hidden, config.illumination_channels, pad, bias=True)
         self.post_init()
+
+    @torch.no_grad()
+    def start_from_identity(self) -> None:
+        """
+        Make a freshly initialized network start near the identity (L close to 1, output close to the
+        input) by setting the illumination head's bias to 1. With the N(0, 0.02) initialization alone
+        the map starts near 0, the floored output is white everywhere and no gradient flows; training
+        from scratch calls this before the reconstruction stage.
+        """
+        self.illumination_head.bias.fill_(IDENTITY_HEAD_BIAS)
 
     # The forward pass in three parts, so that tiled inference can run the pyramid context apart.
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -177,12 +177,12 @@ class ResizedImages(Dataset):
         return pil_to_uint8_tensor(self.source.load(index), self.size), index
 
 
-def stream_indices(length: int, seed: int, start_batch: int, global_batch: int, rank: int, per_process: int) -> Iterator[list[int]]:
+def stream_indices(length: int, seed: int, start_item: int, global_batch: int, rank: int, per_process: int) -> Iterator[list[int]]:
     """
     Deterministic infinite batches over `length` items: the concatenation of epoch permutations
-    (epoch e is randperm(length) with seed `seed + e`), cut into global batches of `global_batch`;
-    yields this process's slice `[rank * per_process, (rank + 1) * per_process)` of each global batch,
-    starting at global batch `start_batch` (so a resumed run continues exactly where it stopped).
+    (epoch e is randperm(length) with seed `seed + e`), read `global_batch` items at a time from
+    position `start_item`; yields this process's slice `[rank * per_process, (rank + 1) * per_process)`
+    of each global batch (so a resumed run continues exactly where it stopped).
     """
     if length == 0:
         raise DataError("cannot draw batches from an empty dataset")
@@ -196,11 +196,11 @@ def stream_indices(length: int, seed: int, start_batch: int, global_batch: int, 
             cache[epoch] = torch.randperm(length, generator=generator)
         return int(cache[epoch][offset])
 
-    batch = start_batch
+    position = start_item
     while True:
-        first = batch * global_batch + rank * per_process
+        first = position + rank * per_process
         yield [item(first + k) for k in range(per_process)]
-        batch += 1
+        position += global_batch
 
 
 def random_augment(
