@@ -229,3 +229,22 @@ def test_training_separates_prompts_and_brightens_dark_regions(tmp_path, tiny_cl
     assert dark_out > dark_in  # the darkened subject got brighter
     assert (enhanced[~subject] > 0.99).float().mean() < 0.05  # the bright background is not blown out
     assert bright_out - bright_in < 0.1
+
+
+def test_imagefolder_dataset_splits_backlit_and_welllit(tmp_path):
+    """`--dataset_name imagefolder`: class sub-folders become the backlit and well-lit sources."""
+    pytest.importorskip("datasets", reason="the optional 'datasets' package is not installed")
+    from train.data import DataError, dataset_sources
+
+    rng = np.random.default_rng(0)
+    for label, count in (("backlit", 3), ("welllit", 2)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / label / f"{index}.png")
+    backlit, welllit = dataset_sources("imagefolder", str(tmp_path / "data"), "image", "label", "backlit", "welllit",
+                                       cache_dir=str(tmp_path / "cache"))
+    assert (len(backlit), len(welllit)) == (3, 2)
+    assert backlit.load(0).size == (16, 16) and backlit.load(0).mode == "RGB"
+    with pytest.raises(DataError, match="no row has label == 'night'"):
+        dataset_sources("imagefolder", str(tmp_path / "data"), "image", "label", "night", "welllit",
+                        cache_dir=str(tmp_path / "cache"))

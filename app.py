@@ -1,0 +1,339 @@
+"""The CLIP-LIT demo: upload a backlit photo, get it enhanced (the app a Hugging Face Space runs).
+
+    python app.py [--model HUB_ID|FOLDER|FILE.pth] [--device auto|cpu|cuda] [--port 7860]
+
+The model is loaded once at start (from --model, else $CLIPLIT_MODEL, else the authors' published
+model, as `cliplit enhance` does). Uploads are read with `cliplit.image_io.read_image` and written
+with `write_image`, so the downloadable PNG has the same pixels as `cliplit enhance` gives.
+Endpoint for `gradio_client`: `client.predict(handle_file(path), strength, api_name="/enhance")`.
+Importing this module loads nothing and launches nothing: see `build_demo` and `main`.
+"""
+
+from __future__ import annotations
+
+import os
+
+ZERO_GPU_ENV_VAR = "SPACES_ZERO_GPU"
+ZERO_GPU = bool(os.environ.get(ZERO_GPU_ENV_VAR))
+if ZERO_GPU:  # Hugging Face ZeroGPU: `spaces` must be imported before torch, and only there
+    import spaces
+
+import argparse
+import inspect
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from cliplit.errors import CLIPLITError, ImageReadError
+from cliplit.image_io import read_image, write_image
+from cliplit.image_processing_cliplit import DecodedImage
+from cliplit.inference import enhance_decoded
+from cliplit.loading import MODEL_ENV_VAR, load_model, resolve_device
+
+TITLE = "CLIP-LIT: backlit image enhancement"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DEFAULT_MAX_MEGAPIXELS = 50.0
+DEFAULT_MAX_FILE_MB = 50
+BYTES_PER_MB = 1 << 20
+PIXELS_PER_MEGAPIXEL = 1_000_000
+DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
+QUEUE_MAX_SIZE = 32
+DISPLAY_MAX_SIDE = 1600  # the before/after view and the illumination map are shown at most this large
+PREVIEW_MAX_SIDE = 512  # the instant preview (on upload / strength change) runs at this size
+INPUT_HEIGHT_PX = 440
+STRENGTH_RANGE = (0.0, 2.0)
+STRENGTH_STEP = 0.05
+OUTPUT_MAX_AGE_S = 3600  # enhanced PNGs older than this are deleted from the app's output folder
+GRADIO_CACHE_CLEANUP = (3600, 3600)  # (every, older than) seconds: uploads and results in gradio's cache
+ZERO_GPU_DURATION_S = 60
+FAST_MODE_OPTION, FAST_MODE = "mode", "fast"  # enhance_decoded's quick mode, used for the preview
+EIGHT_BIT_MAX = 255
+
+
+class UploadError(CLIPLITError):
+    """An upload the app refuses: unreadable, or over the size limits. The message is one line."""
+
+
+def raw_path_image(**kwargs) -> gr.Image:
+    """
+    A `gr.Image(type="filepath")` that hands the uploaded file's path to the function without opening
+    it, so that unreadable files reach `read_image` (and get its readable message) and 16-bit, EXIF
+    and alpha are read exactly as the CLI reads them. Gradio's upload checks still run before this;
+    pasted data URLs still go through gradio's own decoding. (An instance override, not a subclass:
+    gradio writes a .pyi file next to the module of every Component subclass.)
+    """
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = image.preprocess
+
+    def preprocess(payload):
+        if payload is None or payload.path is None or (payload.url or "").startswith("data:"):
+            return decode(payload)
+        return str(payload.path)
+
+    image.preprocess = preprocess
+    return image
+
+
+@dataclass
+class Enhancer:
+    """The loaded model and the app's limits; one per app, created in `main` (or by a test)."""
+
+    model: object
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    enhance_options: dict = field(default_factory=dict)
+    output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cliplit-app-")))
+
+    def __post_init__(self):
+        self.supported_options = enhance_options_offered()
+        run = self._run_model
+        self.run_model = spaces.GPU(duration=ZERO_GPU_DURATION_S)(run) if ZERO_GPU else run
+
+    @property
+    def device_name(self) -> str:
+        device = next(self.model.parameters()).device
+        return "GPU" if device.type == "cuda" else device.type.upper()
+
+    @property
+    def default_strength(self) -> float:
+        return float(self.model.config.default_strength)
+
+    def read(self, path: str | os.PathLike) -> DecodedImage:
+        """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
+        path = Path(path)
+        if not path.is_file():
+            raise UploadError("no image was uploaded")
+        size_mb = path.stat().st_size / BYTES_PER_MB
+        if size_mb > self.max_file_mb:
+            raise UploadError(f"{path.name}: the file is {size_mb:.1f} MB, over the {self.max_file_mb:g} MB limit")
+        megapixels = self._header_megapixels(path)
+        if megapixels is not None and megapixels > self.max_megapixels:
+            raise UploadError(
+                f"{path.name}: the image is {megapixels:.1f} megapixels, over the {self.max_megapixels:g} MP limit"
+            )
+        try:
+            return read_image(path)
+        except ImageReadError as error:
+            raise UploadError(str(error).replace(str(path), path.name)) from None
+
+    @staticmethod
+    def _header_megapixels(path: Path) -> float | None:
+        """The pixel count from the file header, before decoding; None when the header is unreadable."""
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:  # noqa: BLE001 - read_image reports unreadable files with the reason
+            return None
+        return width * height / PIXELS_PER_MEGAPIXEL
+
+    def _run_model(self, image: DecodedImage, strength: float, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
+        options = dict(self.enhance_options)  # enhance_decoded tiles large images itself (bounded memory)
+        if fast and FAST_MODE_OPTION in self.supported_options:
+            options[FAST_MODE_OPTION] = FAST_MODE
+        return enhance_decoded(self.model, image, self.model._strength(strength), **options)
+
+    def enhance_file(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
+        """Read, enhance at full resolution, write a PNG. Returns (input, enhanced, illumination, png path)."""
+        image = self.read(path)
+        enhanced, illumination = self.run_model(image, self._strength(strength))
+        target = self._new_output_path(Path(path).stem)
+        write_image(target, enhanced)
+        return image, enhanced, illumination, target
+
+    def preview(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray]:
+        """A quick result on the image reduced to `PREVIEW_MAX_SIDE`: (reduced input, enhanced, illumination)."""
+        image = self.read(path)
+        reduced = resize_for_display(image.pixels, PREVIEW_MAX_SIDE).astype(np.float32) / EIGHT_BIT_MAX
+        small = DecodedImage(reduced, None, 8, image.grayscale)
+        enhanced, illumination = self.run_model(small, self._strength(strength), fast=True)
+        return small, enhanced, illumination
+
+    def _strength(self, strength: float | None) -> float:
+        return self.default_strength if strength is None else float(strength)
+
+    def _new_output_path(self, stem: str) -> Path:
+        self._delete_old_outputs()
+        folder = self.output_dir / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder / f"{stem}_enhanced.png"
+
+    def _delete_old_outputs(self) -> None:
+        if not self.output_dir.is_dir():
+            return
+        cutoff = time.time() - OUTPUT_MAX_AGE_S
+        for folder in self.output_dir.iterdir():
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def enhance_options_offered() -> set[str]:
+    """The options `enhance_decoded` takes by name in this version of cliplit (the preview's `mode`)."""
+    parameters = inspect.signature(enhance_decoded).parameters
+    return {name for name in (FAST_MODE_OPTION,) if name in parameters}
+
+
+def resize_for_display(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """(H, W[, C]) float in [0, 1] -> uint8, reduced so that its longer side is at most `max_side`."""
+    array = (np.clip(pixels, 0.0, 1.0) * EIGHT_BIT_MAX).round().astype(np.uint8)
+    height, width = array.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return array
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(array).resize(size, Image.LANCZOS, reducing_gap=3.0))
+
+
+def _to_display(pixels: np.ndarray) -> np.ndarray:
+    return resize_for_display(pixels, DISPLAY_MAX_SIDE)
+
+
+def _describe(image: DecodedImage) -> str:
+    width, height = image.size
+    return f"{width} × {height} px ({width * height / PIXELS_PER_MEGAPIXEL:.1f} MP)"
+
+
+def build_demo(
+    model,
+    *,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    enhance_options: dict | None = None,
+) -> gr.Blocks:
+    """The demo's page and its `enhance` API endpoint, queued; the caller launches it."""
+    enhancer = Enhancer(model, max_megapixels, max_file_mb, dict(enhance_options or {}))
+
+    def enhance_api(path: str | None, strength: float | None = None) -> str:
+        """Enhance a backlit photo at full resolution; returns the enhanced PNG."""
+        if not path:
+            raise gr.Error("no image was uploaded")
+        try:
+            return str(enhancer.enhance_file(path, strength)[3])
+        except CLIPLITError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    def enhance_page(path: str | None, strength: float):
+        if not path:
+            raise gr.Error("Upload a backlit photo first.", print_exception=False)
+        start = time.perf_counter()
+        try:
+            image, enhanced, illumination, target = enhancer.enhance_file(path, strength)
+        except CLIPLITError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        seconds = time.perf_counter() - start
+        status = (
+            f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
+            f"{enhancer.device_name}. The PNG below is full resolution."
+        )
+        slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
+        return slider, _to_display(illumination), str(target), status
+
+    def preview_page(path: str | None, strength: float):
+        if not path:
+            return None, None, None, ""
+        start = time.perf_counter()
+        try:
+            small, enhanced, illumination = enhancer.preview(path, strength)
+        except CLIPLITError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        seconds = time.perf_counter() - start
+        status = (
+            f"Preview at {_describe(small)} in {seconds:.2f} s. "
+            "Click **Enhance** for the full-resolution result and its PNG."
+        )
+        slider = (_to_display(small.pixels), _to_display(enhanced.pixels))
+        return slider, _to_display(illumination), None, status
+
+    examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)
+    with gr.Blocks(title=TITLE, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
+        gr.Markdown(
+            f"# {TITLE}\n"
+            "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject) and "
+            "click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
+            f"Limits: {max_megapixels:g} megapixels, {max_file_mb:g} MB."
+        )
+        with gr.Row():
+            with gr.Column():
+                image_in = raw_path_image(
+                    label="Backlit photo",
+                    height=INPUT_HEIGHT_PX,
+                    sources=["upload", "clipboard", "webcam"],
+                    elem_id="input-image",
+                )
+                strength = gr.Slider(
+                    *STRENGTH_RANGE,
+                    value=enhancer.default_strength,
+                    step=STRENGTH_STEP,
+                    label="Strength (0 = unchanged, 1 = published result)",
+                    elem_id="strength",
+                )
+                enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+                status = gr.Markdown(elem_id="status")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
+                download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
+                with gr.Accordion("Illumination map", open=False):
+                    illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
+        if examples:
+            gr.Examples([[str(path)] for path in examples], inputs=[image_in], label="Example backlit photos")
+
+        # The public API: image in, enhanced full-resolution PNG out, strength optional.
+        api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
+        api_button = gr.Button(visible=False)
+        api_button.click(enhance_api, [image_in, strength], api_output, api_name="enhance")
+
+        page_outputs = [slider, illumination_view, download, status]
+        enhance_button.click(enhance_page, [image_in, strength], page_outputs, api_visibility="private")
+        gr.on([image_in.change, strength.release], preview_page, [image_in, strength], page_outputs,
+              api_visibility="private", trigger_mode="always_last")
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
+    return demo
+
+
+def launch_options(max_file_mb: float = DEFAULT_MAX_FILE_MB) -> dict:
+    """`demo.launch` keyword arguments the app always uses (tests use them too)."""
+    return {"max_file_size": f"{int(max_file_mb * BYTES_PER_MB)}b", "show_error": True}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--model", default=None, help="Hub repo id, from_pretrained folder, or authors' .pth "
+                        f"(default: ${MODEL_ENV_VAR}, else the authors' published model, downloaded once)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        help=f"refuse larger images (default: {DEFAULT_MAX_MEGAPIXELS:g})")
+    parser.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_MB,
+                        help=f"refuse larger uploads (default: {DEFAULT_MAX_FILE_MB})")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"enhancements run at once; others wait in the queue (default: {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        device = "cuda" if ZERO_GPU else resolve_device(args.device)
+        model = load_model(args.model, device=device)
+    except CLIPLITError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    demo = build_demo(model, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb,
+                      concurrency=args.concurrency)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
