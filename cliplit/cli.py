@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
     enhance.add_argument("--strength", type=float, default=None, help="0 = unchanged, 1 = published result (default: the model's)")
     enhance.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    enhance.add_argument("--mode", default="exact", choices=["exact", "fast"],
+                         help="exact: the published network's pixels (default); fast: reduced-resolution estimate, guided-filter upsampled")
+    enhance.add_argument("--tile-size", type=_tile_size, default=None, metavar="N",
+                         help="process in exact tiles of N x N pixels (0: whole image; default: chosen from the image size and free memory)")
+    enhance.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                         help="network precision (default fp32, the exact one; fp16/bf16 are for GPUs)")
+    enhance.add_argument("--compile", action="store_true", help="torch.compile the network (slow first image; pays off on many images)")
     enhance.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of folder inputs")
     enhance.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (inputs are never replaced)")
     enhance.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -44,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tile_size(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: whole image), got {value}")
+    return value
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -55,8 +69,9 @@ def run_enhance(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
-    from .inference import enhance_decoded
+    from .inference import enhance_decoded, make_runtime
     from .loading import load_model, resolve_device
+    from .runtime import configure_cpu, physical_cores
 
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
     jobs, plan_failures = plan_jobs(files, Path(args.output), overwrite=args.overwrite)
@@ -77,6 +92,10 @@ def run_enhance(args: argparse.Namespace) -> int:
         return EXIT_FAILURE if failures or process_index == 0 else 0
 
     model = load_model(args.model, device=device or resolve_device(args.device))
+    if next(model.parameters()).device.type == "cpu":
+        configure_cpu(max(1, physical_cores() // num_processes))
+    runtime = make_runtime(model, dtype=args.precision, compile=args.compile)
+    options = {"mode": args.mode, "tile_size": args.tile_size, "runtime": runtime}
     strength = model._strength(args.strength)
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
 
@@ -85,7 +104,7 @@ def run_enhance(args: argparse.Namespace) -> int:
             progress.write(f"error: {failure.message}", file=sys.stderr)
         progress.update(1)
 
-    run_failures = run_jobs(jobs, lambda image: enhance_decoded(model, image, strength)[0], on_done=report)
+    run_failures = run_jobs(jobs, lambda image: enhance_decoded(model, image, strength, **options)[0], on_done=report)
     progress.close()
     return EXIT_FAILURE if failures or run_failures else 0
 
