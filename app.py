@@ -19,7 +19,6 @@ if ZERO_GPU:  # Hugging Face ZeroGPU: `spaces` must be imported before torch, an
     import spaces
 
 import argparse
-import inspect
 import shutil
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from PIL import Image
 from cliplit.errors import CLIPLITError, ImageReadError
 from cliplit.image_io import read_image, write_image
 from cliplit.image_processing_cliplit import DecodedImage
-from cliplit.inference import enhance_decoded
+from cliplit.inference import enhance_decoded, make_runtime
 from cliplit.loading import MODEL_ENV_VAR, load_model, resolve_device
 
 TITLE = "CLIP-LIT: backlit image enhancement"
@@ -94,7 +93,6 @@ class Enhancer:
     output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cliplit-app-")))
 
     def __post_init__(self):
-        self.supported_options = enhance_options_offered()
         run = self._run_model
         self.run_model = spaces.GPU(duration=ZERO_GPU_DURATION_S)(run) if ZERO_GPU else run
 
@@ -137,7 +135,7 @@ class Enhancer:
 
     def _run_model(self, image: DecodedImage, strength: float, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
         options = dict(self.enhance_options)  # enhance_decoded tiles large images itself (bounded memory)
-        if fast and FAST_MODE_OPTION in self.supported_options:
+        if fast:
             options[FAST_MODE_OPTION] = FAST_MODE
         return enhance_decoded(self.model, image, self.model._strength(strength), **options)
 
@@ -173,12 +171,6 @@ class Enhancer:
         for folder in self.output_dir.iterdir():
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def enhance_options_offered() -> set[str]:
-    """The options `enhance_decoded` takes by name in this version of cliplit (the preview's `mode`)."""
-    parameters = inspect.signature(enhance_decoded).parameters
-    return {name for name in (FAST_MODE_OPTION,) if name in parameters}
 
 
 def resize_for_display(pixels: np.ndarray, max_side: int) -> np.ndarray:
@@ -329,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     except CLIPLITError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    # One prepared runtime (channels-last copy of the network) for every request; on ZeroGPU the GPU
+    # exists only inside `spaces.GPU` calls, so each call prepares its own there.
+    options = {} if ZERO_GPU else {"runtime": make_runtime(model)}
     demo = build_demo(model, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb,
-                      concurrency=args.concurrency)
+                      concurrency=args.concurrency, enhance_options=options)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))
     return 0
 

@@ -80,7 +80,10 @@ def run_enhance(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
-        state = PartialState()
+        import torch
+
+        # Without CUDA (or with --device cpu) accelerate must be told: its CPU processes form a group only then.
+        state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
         process_index, num_processes, device = state.process_index, state.num_processes, state.device
         jobs = split_for_process(jobs, process_index, num_processes)
         failures = failures if state.is_main_process else []
@@ -106,6 +109,9 @@ def run_enhance(args: argparse.Namespace) -> int:
 
     run_failures = run_jobs(jobs, lambda image: enhance_decoded(model, image, strength, **options)[0], on_done=report)
     progress.close()
+    if num_processes > 1:
+        print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
+              f"{len(run_failures)} failed", file=sys.stderr)
     return EXIT_FAILURE if failures or run_failures else 0
 
 

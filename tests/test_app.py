@@ -198,30 +198,21 @@ def test_preview_is_a_reduced_enhancement(app_model_dir):
     assert enhanced.pixels.mean() > small.pixels.mean()  # the backlit example gets brighter
 
 
-def test_preview_asks_for_the_fast_mode_and_enhance_for_the_cli_defaults(app_model_dir, monkeypatch):
+def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(app_model_dir):
     import app
+    from cliplit.image_io import read_image
     from cliplit.image_processing_cliplit import DecodedImage
+    from cliplit.inference import enhance_decoded
     from cliplit.loading import load_model
 
     model = load_model(app_model_dir, device="cpu")
-    image = DecodedImage(np.full((64, 64, 3), 0.2, np.float32))
-    calls = []
-
-    def with_modes(model, image, strength=1.0, mode="exact", tile_size=None, **kwargs):
-        calls.append((mode, tile_size, kwargs))
-        return image, image.pixels[..., 0]
-
-    def without_modes(model, image, strength=1.0):
-        calls.append(None)
-        return image, image.pixels[..., 0]
-
-    monkeypatch.setattr(app, "enhance_decoded", with_modes)
+    photo = read_image(PHOTO)
+    image = DecodedImage(np.ascontiguousarray(photo.pixels[:160, :192]))
     enhancer = app.Enhancer(model)
-    enhancer.run_model(image, 1.0)
-    enhancer.run_model(image, 1.0, fast=True)
-    # full resolution: exactly the CLI's call (tile_size None: enhance_decoded tiles big images itself)
-    assert calls == [("exact", None, {}), ("fast", None, {})]
-
-    monkeypatch.setattr(app, "enhance_decoded", without_modes)
-    app.Enhancer(model).run_model(image, 1.0, fast=True)  # an enhance_decoded without modes still works
-    assert calls[-1] is None
+    full, _ = enhancer.run_model(image, 1.0)
+    quick, _ = enhancer.run_model(image, 1.0, fast=True)
+    exact, _ = enhance_decoded(model, image, 1.0)
+    fast, _ = enhance_decoded(model, image, 1.0, mode="fast")
+    assert np.array_equal(full.pixels, exact.pixels)  # what the CLI computes
+    assert np.array_equal(quick.pixels, fast.pixels)
+    assert not np.array_equal(fast.pixels, exact.pixels)

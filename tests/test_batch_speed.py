@@ -60,14 +60,18 @@ def test_accelerate_launch_splits_the_files_across_processes(tmp_path):
     names = make_inputs(tmp_path / "in")
     single = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "single", "-q")
     assert single.returncode == 0, single.stderr
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # accelerate starts several CPU processes only in its multi-process mode; `--cpu` alone runs one.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     launched = subprocess.run(
         ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "--cpu", "-m", "cliplit.cli", "enhance", str(tmp_path / "in"),
+         "--dynamo_backend", "no", "--multi_gpu", "-m", "cliplit.cli", "enhance", str(tmp_path / "in"),
          "--model", str(ENHANCEMENT_CHECKPOINT), "-o", str(tmp_path / "split"), "-q"],
         capture_output=True, text=True, env=env,
     )
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(names)
+    shares = [line for line in launched.stderr.splitlines() if line.startswith("process ")]
+    assert sorted(line.split(":")[0] for line in shares) == ["process 0/2", "process 1/2"], launched.stderr[-2000:]
+    assert sum(int(line.split(": ")[1].split()[0]) for line in shares) == len(names)  # each file once
     for name in names:
         assert np.abs(read(tmp_path / "split" / name) - read(tmp_path / "single" / name)).max() <= ONE_LEVEL
