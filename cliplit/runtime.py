@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import copy
 import os
+from functools import partial
 
 import torch
+
+from . import fused_cpu
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CHANNELS_LAST = torch.channels_last
@@ -88,8 +91,13 @@ class Runtime:
         self.model = model
         self.config = model.config
         self.bins = tuple(model.pyramid_pooling.bins)
-        self._whole = model.estimate_illumination
-        self._encode = model.encode
+        self.fused_cpu = not self.compiled and fused_cpu.fused_cpu_supported(model, self.device, self.dtype, channels_last)
+        if self.fused_cpu:
+            self._whole = partial(fused_cpu.estimate_illumination, model)
+            self._encode = partial(fused_cpu.encode, model)
+        else:
+            self._whole = model.estimate_illumination
+            self._encode = model.encode
         self._fuse_decode = self._fuse_decode_eager
         if self.compiled:
             self._whole = torch.compile(self._whole, options=COMPILE_OPTIONS, dynamic=False)
@@ -97,7 +105,8 @@ class Runtime:
             self._fuse_decode = torch.compile(self._fuse_decode, options=COMPILE_OPTIONS, dynamic=False)
 
     def _fuse_decode_eager(self, features: torch.Tensor, context: list[torch.Tensor]) -> torch.Tensor:
-        return self.model.decode(self.model.pyramid_pooling.fuse(features, context))
+        fused = self.model.pyramid_pooling.fuse(features, context)
+        return fused_cpu.decode(self.model, fused) if self.fused_cpu else self.model.decode(fused)
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) on any device -> on this runtime's device and dtype, channels-last if enabled."""
