@@ -133,16 +133,16 @@ class Enhancer:
             return None
         return width * height / PIXELS_PER_MEGAPIXEL
 
-    def _run_model(self, image: DecodedImage, strength: float, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
+    def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
         options = dict(self.enhance_options)  # enhance_decoded tiles large images itself (bounded memory)
         if fast:
             options[FAST_MODE_OPTION] = FAST_MODE
-        return enhance_decoded(self.model, image, self.model._strength(strength), **options)
+        return enhance_decoded(self.model, image, self.model.resolve_strength(strength), **options)
 
     def enhance_file(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
         """Read, enhance at full resolution, write a PNG. Returns (input, enhanced, illumination, png path)."""
         image = self.read(path)
-        enhanced, illumination = self.run_model(image, self._strength(strength))
+        enhanced, illumination = self.run_model(image, strength)
         target = self._new_output_path(Path(path).stem)
         write_image(target, enhanced)
         return image, enhanced, illumination, target
@@ -152,11 +152,8 @@ class Enhancer:
         image = self.read(path)
         reduced = resize_for_display(image.pixels, PREVIEW_MAX_SIDE).astype(np.float32) / EIGHT_BIT_MAX
         small = DecodedImage(reduced, None, 8, image.grayscale)
-        enhanced, illumination = self.run_model(small, self._strength(strength), fast=True)
+        enhanced, illumination = self.run_model(small, strength, fast=True)
         return small, enhanced, illumination
-
-    def _strength(self, strength: float | None) -> float:
-        return self.default_strength if strength is None else float(strength)
 
     def _new_output_path(self, stem: str) -> Path:
         self._delete_old_outputs()

@@ -99,7 +99,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         configure_cpu(max(1, physical_cores() // num_processes))
     runtime = make_runtime(model, dtype=args.precision, compile=args.compile)
     options = {"mode": args.mode, "tile_size": args.tile_size, "runtime": runtime}
-    strength = model._strength(args.strength)
+    strength = model.resolve_strength(args.strength)
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
 
     def report(job, failure):

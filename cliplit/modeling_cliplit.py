@@ -239,12 +239,13 @@ class CLIPLITModel(CLIPLITPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         illumination = self.estimate_illumination(pixel_values)
-        reconstruction = apply_illumination(pixel_values, illumination, self._strength(strength))
+        reconstruction = apply_illumination(pixel_values, illumination, self.resolve_strength(strength))
         if not return_dict:
             return reconstruction, illumination
         return CLIPLITOutput(reconstruction=reconstruction, illumination=illumination)
 
-    def _strength(self, strength: float | None) -> float:
+    def resolve_strength(self, strength: float | None) -> float:
+        """`strength`, or `config.default_strength` when None; must be a non-negative number."""
         strength = self.config.default_strength if strength is None else float(strength)
         if not strength >= 0:
             raise ValueError(f"strength must be a non-negative number, got {strength}")
@@ -260,7 +261,7 @@ class CLIPLITModel(CLIPLITPreTrainedModel):
         """
         from .inference import enhance_image
 
-        return enhance_image(self, image, strength=self._strength(strength), **enhance_kwargs)
+        return enhance_image(self, image, strength=self.resolve_strength(strength), **enhance_kwargs)
 
 
 def apply_illumination(pixel_values: torch.Tensor, illumination: torch.Tensor, strength: float = 1.0) -> torch.Tensor:

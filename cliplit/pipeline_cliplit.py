@@ -51,7 +51,7 @@ class BacklitEnhancementPipeline(Pipeline):
         return {"source": decoded}
 
     def _forward(self, model_inputs: dict, strength: float | None = None) -> dict:
-        strength = self.model._strength(strength)
+        strength = self.model.resolve_strength(strength)
         enhanced, _ = enhance_decoded(self.model, model_inputs["source"], strength)
         return {"enhanced": enhanced}
 
