@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import CLIPLITError, ImageReadError
+from .errors import CLIPLITError, first_line
 from .image_io import read_image, write_image
 from .image_processing_cliplit import DecodedImage
 
@@ -127,7 +127,7 @@ def run_jobs(
                 finish(job, Failure(str(job.source), str(error)))
                 continue
             except (RuntimeError, ValueError, MemoryError) as error:
-                finish(job, Failure(str(job.source), f"{job.source}: enhancement failed: {_first_line(error)}"))
+                finish(job, Failure(str(job.source), f"{job.source}: enhancement failed: {first_line(error)}"))
                 continue
             job.target.parent.mkdir(parents=True, exist_ok=True)
             pending_writes.append((job, pool.submit(write_image, job.target, enhanced)))
@@ -157,13 +157,8 @@ def _collect_writes(pending, finish, wait: bool):
             finish(job, None)
         except (OSError, ValueError) as error:
             job.target.unlink(missing_ok=True)
-            finish(job, Failure(str(job.source), f"{job.source}: could not write {job.target}: {_first_line(error)}"))
+            finish(job, Failure(str(job.source), f"{job.source}: could not write {job.target}: {first_line(error)}"))
     return remaining
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def split_for_process(items: list, process_index: int, num_processes: int) -> list:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .configuration_cliplit import CLIPLITConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .modeling_cliplit import CLIPLITModel
 
 DATA_PARALLEL_PREFIX = "module."
@@ -45,13 +45,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unknown reason"
-        raise CheckpointError(
-            f"{path}: refused: not safe to unpickle with weights_only=True ({first_line})"
-        ) from None
+        raise CheckpointError(f"{path}: refused: not safe to unpickle with weights_only=True ({first_line(error)})") from None
     except Exception as error:  # noqa: BLE001 - torch.load fails in many ways on files that are not checkpoints
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_line})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first_line(error)})") from None
     for key in WRAPPER_KEYS:
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -1,6 +1,12 @@
 """Errors that cliplit reports to users as one line (no traceback)."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for one-line reports."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class CLIPLITError(Exception):
     """Base class: its message is complete on one line and names the file involved."""
 

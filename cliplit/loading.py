@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CLIPLITError, ModelNotFoundError
+from .errors import CLIPLITError, ModelNotFoundError, first_line
 
 MODEL_ENV_VAR = "CLIPLIT_MODEL"
 CACHE_ENV_VAR = "CLIPLIT_CACHE"
@@ -96,8 +96,7 @@ def load_model(spec: str | os.PathLike | None = None, device: str | torch.device
         except CLIPLITError:
             raise
         except (OSError, ValueError, EnvironmentError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelNotFoundError(f"{spec}: cannot load a CLIP-LIT model ({reason})") from None
+            raise ModelNotFoundError(f"{spec}: cannot load a CLIP-LIT model ({first_line(error)})") from None
     model.eval()
     return model.to(device) if device is not None else model
 

@@ -9,7 +9,7 @@ from transformers import Pipeline
 
 from .image_io import read_image
 from .image_processing_cliplit import DecodedImage, decode_image, encode_pil
-from .inference import enhance_decoded
+from .inference import enhance_decoded, make_runtime
 
 TASK_NAME = "backlit-enhancement"
 
@@ -34,6 +34,11 @@ class BacklitEnhancementPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The network prepared once (channels-last copy on the pipeline's device) for every image.
+        self.runtime = make_runtime(self.model)
+
     def _sanitize_parameters(self, strength=None, timeout=None, **kwargs):
         preprocess_params = {"timeout": timeout} if timeout is not None else {}
         forward_params = {"strength": strength} if strength is not None else {}
@@ -52,7 +57,7 @@ class BacklitEnhancementPipeline(Pipeline):
 
     def _forward(self, model_inputs: dict, strength: float | None = None) -> dict:
         strength = self.model.resolve_strength(strength)
-        enhanced, _ = enhance_decoded(self.model, model_inputs["source"], strength)
+        enhanced, _ = enhance_decoded(self.model, model_inputs["source"], strength, runtime=self.runtime)
         return {"enhanced": enhanced}
 
     def postprocess(self, model_outputs: dict):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from cliplit import CLIPLITImageProcessor
 from cliplit.image_io import read_image, write_image
-from cliplit.image_processing_cliplit import DecodedImage, decode_image, encode_array, encode_pil
+from cliplit.image_processing_cliplit import decode_image, encode_array, encode_pil
 
 RNG = np.random.default_rng(0)
 HEIGHT, WIDTH = 12, 17

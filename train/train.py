@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field
@@ -584,12 +583,10 @@ def main(argv: list[str] | None = None) -> None:
         progress.phase_step += 1
         track_best(mean_loss)
 
-        logs = {"loss": mean_loss, "stage": stage, "round": progress.round}
         progress_bar.update(1)
         progress_bar.set_postfix(stage=stage, round=progress.round, loss=f"{mean_loss:.4f}")
         scalars = {f"{stage}/loss": mean_loss, **{f"{stage}/{k}": v.item() for k, v in extras.items()}}
         accelerator.log(scalars, step=progress.global_step)
-        del logs
 
         if progress.global_step % args.checkpointing_steps == 0:
             folder = output_dir / f"checkpoint-{progress.global_step}"
