@@ -319,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     # One prepared runtime (channels-last copy of the network) for every request; on ZeroGPU the GPU
-    # exists only inside `spaces.GPU` calls, so each call prepares its own there.
-    options = {} if ZERO_GPU else {"runtime": make_runtime(model)}
+    # exists only inside `spaces.GPU` calls, so each call prepares its own there. A server keeps no
+    # activation buffers between uploads (they would hold ~1 kB per pixel of the largest photo seen).
+    options = {} if ZERO_GPU else {"runtime": make_runtime(model, keep_workspace=False)}
     demo = build_demo(model, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb,
                       concurrency=args.concurrency, enhance_options=options)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))

@@ -190,6 +190,9 @@ def main(argv=None) -> int:
     parser.add_argument("--large", default="4000x6000", help="size HxW of the synthetic image of the 'large' mode")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds: all modes run once per round, in turn, and each image keeps its best time "
+                             "(on a shared or throttled machine the speed drifts by tens of percent over minutes)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output-dir", default=None, help=argparse.SUPPRESS)
@@ -208,17 +211,16 @@ def main(argv=None) -> int:
     print(f"command: python {' '.join(sys.argv)}")
     records = {}
     with tempfile.TemporaryDirectory(prefix="cliplit-bench-") as output_dir:
+        for round_index in range(args.repeat):
+            for mode in modes:
+                record = _run_worker(args, mode, output_dir)
+                if record is None:
+                    continue
+                records[mode] = _best_of(records.get(mode), record)
         for mode in modes:
-            command = [sys.executable, __file__, "--worker", mode, "--output-dir", output_dir, "--model", args.model,
-                       "--images", args.images, "--tile-size", str(args.tile_size), "--large", args.large, "--device", args.device]
-            if args.threads:
-                command += ["--threads", str(args.threads)]
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
-            if completed.returncode != 0:
-                tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-                print(f"{mode}: failed: {tail}")
+            if mode not in records:
                 continue
-            record = json.loads(completed.stdout.strip().splitlines()[-1])
+            record = records[mode]
             reference = "fp32" if mode in HALF_MODES else "baseline"
             record["fidelity"] = []
             for item in record["images"]:
@@ -228,11 +230,35 @@ def main(argv=None) -> int:
                     base = np.load(base_path)
                     diff = int(np.abs(ours.astype(np.int16) - base.astype(np.int16)).max())
                     record["fidelity"].append({"image": item["image"], "max_level_diff": diff, "psnr_db": psnr(ours, base)})
-            records[mode] = record
             _print_row(mode, record, records.get("baseline"))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine_description(args.device), "records": records}, indent=2))
     return 0
+
+
+def _run_worker(args, mode: str, output_dir: str):
+    """Run one mode in its own process; its JSON record, or None (failure printed)."""
+    command = [sys.executable, __file__, "--worker", mode, "--output-dir", output_dir, "--model", args.model,
+               "--images", args.images, "--tile-size", str(args.tile_size), "--large", args.large, "--device", args.device]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{mode}: failed: {tail}", flush=True)
+        return None
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _best_of(kept, record):
+    """Merge two runs of one mode: per image the shorter time (noise only ever slows a run), the larger peak."""
+    if kept is None:
+        return record
+    for old, new in zip(kept["images"], record["images"]):
+        old["seconds"] = min(old["seconds"], new["seconds"])
+    kept["peak_bytes"] = max(kept["peak_bytes"], record["peak_bytes"])
+    kept["rounds"] = kept.get("rounds", 1) + 1
+    return kept
 
 
 def _throughput(record) -> float:

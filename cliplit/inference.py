@@ -28,9 +28,12 @@ WHOLE_IMAGE = 0  # tile_size value that forces a single whole-image pass
 COMPILED_TILE_SIZE = 512  # default tile of a compiled runtime: every image reuses one compiled shape
 
 
-def make_runtime(model, dtype=None, compile: bool = False, device=None) -> Runtime:
-    """A `Runtime` for `model` on its device (or `device`); build it once to run many images."""
-    return Runtime(model, device=device, dtype=dtype, compile=compile)
+def make_runtime(model, dtype=None, compile: bool = False, device=None, keep_workspace: bool = True) -> Runtime:
+    """
+    A `Runtime` for `model` on its device (or `device`); build it once to run many images.
+    `keep_workspace`: keep the CPU activation buffers from one image to the next (see `Runtime`).
+    """
+    return Runtime(model, device=device, dtype=dtype, compile=compile, keep_workspace=keep_workspace)
 
 
 def _check_pixels(pixel_values: torch.Tensor) -> None:

@@ -30,9 +30,13 @@ DECODER_RADIUS = 12
 HALO = ENCODER_RADIUS + DECODER_RADIUS
 MIN_TILE_SIZE = 64
 TILE_ALIGNMENT = 32
-# Peak bytes per pixel of one fp32 evaluation of the network (several 32- and 64-channel
-# activations alive at once), measured with `bench/benchmark.py` on the CPU; scales with the dtype.
-FP32_BYTES_PER_PIXEL = 1800
+# Peak bytes per pixel of one fp32 evaluation of the network, with margin: the fused CPU pass keeps
+# 640 (three reused buffers, 160 floats), plus the input, the output and frame temporaries (peak RSS
+# 2.79 GiB for a 3.15 MP photo with `bench/benchmark.py`, Python and PyTorch included); the eager pass
+# (CUDA) holds more activations at once (peak RSS 4.59 GiB for the same photo, ~1.4 kB per pixel).
+# Scales with the dtype.
+FP32_BYTES_PER_PIXEL = 1000
+EAGER_FP32_BYTES_PER_PIXEL = 1500
 # Fraction of the available memory an automatic choice may use, and the most a tile may use:
 # larger tiles stop paying off (the halo is already small) and only raise the peak.
 MEMORY_FRACTION = 0.5
@@ -144,16 +148,17 @@ def _crop(pixels: torch.Tensor, box: Box) -> torch.Tensor:
     return pixels[:, :, box.top : box.bottom, box.left : box.right]
 
 
-def global_pooled(runtime, pixels: torch.Tensor, tile: int) -> list[torch.Tensor]:
+def global_pooled(runtime, pixels: torch.Tensor, tile: int, workspace=None) -> list[torch.Tensor]:
     """
     Pass 1: the adaptive-average-pooled encoder features of the whole image, computed tile by tile.
     `pixels`: (1, 3, H, W) -> one (1, hidden, bin, bin) float32 grid per bin (on the runtime's device).
+    `workspace`: the runtime's buffers for this image (`Runtime.workspace`).
     """
     height, width = pixels.shape[-2:]
     bins = runtime.bins
     sums = None
     for item in plan_tiles(height, width, tile, ENCODER_RADIUS):
-        features = runtime.encode(_crop(pixels, item.input))
+        features = runtime.encode(_crop(pixels, item.input), workspace)
         rows, cols = item.core.within(item.input)
         core = features[:, :, rows, cols].float()
         partial = []
@@ -180,21 +185,23 @@ def estimate_tiled(runtime, pixels: torch.Tensor, tile: int) -> torch.Tensor:
         raise ValueError(f"expected pixel_values of shape (1, 3, H, W), got {tuple(pixels.shape)}")
     tile = max(int(tile), 1)
     height, width = pixels.shape[-2:]
-    grids = runtime.project_context(global_pooled(runtime, pixels, tile))
     output = torch.empty((1, runtime.config.illumination_channels, height, width), dtype=torch.float32, device=pixels.device)
-    for item in plan_tiles(height, width, tile, HALO):
-        features = runtime.encode(_crop(pixels, item.input))
-        context = upsample_context(grids, item.input, height, width)
-        illumination = runtime.fuse_decode(features, context)
-        del features, context
-        rows, cols = item.core.within(item.input)
-        output[:, :, item.core.top : item.core.bottom, item.core.left : item.core.right] = illumination[:, :, rows, cols].float()
+    with runtime.workspace() as workspace:
+        grids = runtime.project_context(global_pooled(runtime, pixels, tile, workspace))
+        for item in plan_tiles(height, width, tile, HALO):
+            features = runtime.encode(_crop(pixels, item.input), workspace)
+            illumination = runtime.fuse_decode(features, grids, item.input, height, width, workspace)
+            del features
+            rows, cols = item.core.within(item.input)
+            output[:, :, item.core.top : item.core.bottom, item.core.left : item.core.right] = illumination[:, :, rows, cols].float()
     return output
 
 
-def bytes_per_pixel(dtype: torch.dtype) -> int:
-    """Peak working memory of the network per evaluated pixel, for `dtype`."""
-    return FP32_BYTES_PER_PIXEL * torch.tensor([], dtype=dtype).element_size() // 4
+def bytes_per_pixel(dtype: torch.dtype, device="cpu") -> int:
+    """Peak working memory of the network per evaluated pixel, for `dtype` on `device`."""
+    fused_cpu = torch.device(device).type == "cpu" and dtype == torch.float32
+    per_fp32_pixel = FP32_BYTES_PER_PIXEL if fused_cpu else EAGER_FP32_BYTES_PER_PIXEL
+    return per_fp32_pixel * torch.tensor([], dtype=dtype).element_size() // 4
 
 
 def available_memory(device: torch.device) -> int:
@@ -213,9 +220,9 @@ def available_memory(device: torch.device) -> int:
         return int(fields["MemAvailable"].split()[0]) * 1024
 
 
-def tile_size_for(workspace_bytes: int, dtype: torch.dtype) -> int:
+def tile_size_for(workspace_bytes: int, dtype: torch.dtype, device="cpu") -> int:
     """The largest tile (aligned, >= MIN_TILE_SIZE) whose input (tile + 2 * HALO)^2 fits `workspace_bytes`."""
-    side = int((workspace_bytes / bytes_per_pixel(dtype)) ** 0.5) - 2 * HALO
+    side = int((workspace_bytes / bytes_per_pixel(dtype, device)) ** 0.5) - 2 * HALO
     return max(MIN_TILE_SIZE, side // TILE_ALIGNMENT * TILE_ALIGNMENT)
 
 
@@ -226,9 +233,9 @@ def auto_tile_size(height: int, width: int, device, dtype: torch.dtype, memory_b
     largest tile whose working memory fits that budget and `MAX_TILE_WORKSPACE_BYTES`.
     """
     budget = int(MEMORY_FRACTION * (available_memory(device) if memory_bytes is None else memory_bytes))
-    if height * width * bytes_per_pixel(dtype) <= budget:
+    if height * width * bytes_per_pixel(dtype, device) <= budget:
         return None
-    return tile_size_for(min(budget, MAX_TILE_WORKSPACE_BYTES), dtype)
+    return tile_size_for(min(budget, MAX_TILE_WORKSPACE_BYTES), dtype, device)
 
 
 __all__ = [
