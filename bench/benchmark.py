@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     print(f"command: python {' '.join(sys.argv)}")
     records = {}
     with tempfile.TemporaryDirectory(prefix="cliplit-bench-") as output_dir:
-        for round_index in range(args.repeat):
+        for _ in range(args.repeat):
             for mode in modes:
                 record = _run_worker(args, mode, output_dir)
                 if record is None:

@@ -14,6 +14,7 @@ import copy
 import os
 import threading
 from contextlib import contextmanager
+
 import torch
 
 from . import fused_cpu
@@ -57,9 +58,10 @@ def configure_cpu(num_threads: int | None = None) -> int:
 
     - PyTorch's intra-op threads = `num_threads` (default: the physical cores);
     - `THP_MEM_ALLOC_ENABLE=1` (unless already set): PyTorch backs allocations of 2 MB and more with
-      transparent huge pages. The network allocates and frees 100-MB activations per layer; with 4 kB
-      pages every one of them page-faults afresh (measured: 1.7 M faults and 5.5 s of system time for
-      one 0.8 MP image, against 35 k faults and 2.2 s with huge pages).
+      transparent huge pages. Memory touched for the first time (the workspace of the first image,
+      every activation of the eager pass) page-faults once per page (measured before the reused
+      buffers: 1.7 M faults and 5.5 s of system time for one 0.8 MP image with 4 kB pages, against
+      35 k faults and 2.2 s with huge pages).
     """
     os.environ.setdefault(THP_ENV_VAR, "1")
     num_threads = num_threads or physical_cores()
@@ -80,7 +82,7 @@ class Runtime:
 
     `workspace` (`with runtime.workspace() as workspace:`, one per image) holds the activations of the
     fused CPU pass (`cliplit.fused_cpu`); the features `encode` returns may live in it and are then
-    overwritten by its next `encode`. Elsewhere it is None. With `keep_workspace=True` (the default)
+    overwritten by its next `encode` or `fuse_decode`. Elsewhere it is None. With `keep_workspace=True` (the default)
     the runtime keeps the buffers of its last image for the next one, as PyTorch's CUDA caching
     allocator keeps device memory: a batch of photos then never pays for fresh memory again (page
     faults and kernel zeroing, about 9% of the time of a 3 MP photo). It holds about 640 bytes per
