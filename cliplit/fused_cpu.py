@@ -72,6 +72,13 @@ class Workspace:
         return storage[:size].view(1, height, width, channels).permute(0, 3, 1, 2)
 
 
+def _add_convolution(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """out += conv3x3(x, weight) + bias, zero padding, in place (oneDNN; channels-last fp32 tensors)."""
+    torch.ops.mkldnn._convolution_pointwise_.binary(
+        out, x, weight, bias, KERNEL_PADDING, UNIT, UNIT, SINGLE_GROUP, "add", None, None, [], None
+    )
+
+
 def _frame_patches(x: torch.Tensor) -> torch.Tensor:
     """
     The reflection-padded 3x3 patches of the one-pixel frame of `x` (1, C, H, W): (C * 9, 2W + 2H),
@@ -143,9 +150,7 @@ class CLIPLITFusedCPU:
         frame_residual = _frame_values(out) if (accumulate and self.reflect) else None
         if not accumulate:
             out.zero_()
-        torch.ops.mkldnn._convolution_pointwise_.binary(
-            out, x, conv.weight, conv.bias, KERNEL_PADDING, UNIT, UNIT, SINGLE_GROUP, "add", None, None, [], None
-        )
+        _add_convolution(out, x, conv.weight, conv.bias)
         if self.reflect:  # recompute the frame with reflection padding, before the activation
             frame = self.frame_weights[conv] @ _frame_patches(x)
             if conv.bias is not None:
@@ -213,9 +218,7 @@ class CLIPLITFusedCPU:
         h, w = features.shape[-2:]
         fused = workspace.buffer(FUSED, config.hidden_size, h, w)
         self._context_term(grids, box, height, width, fused)
-        torch.ops.mkldnn._convolution_pointwise_.binary(
-            fused, features, self.fuse_features_weight, None, KERNEL_PADDING, UNIT, UNIT, SINGLE_GROUP, "add", None, None, [], None
-        )
+        _add_convolution(fused, features, self.fuse_features_weight, None)  # zero padding: no frame fix
         F.leaky_relu_(fused, self.fuse_slope)  # PReLU with one parameter
         # the features (in MAIN) are consumed: MAIN takes the 64-channel activations
         wide = self.conv3x3(fused, model.expand, workspace.buffer(MAIN, config.expanded_hidden_size, h, w))
@@ -223,7 +226,7 @@ class CLIPLITFusedCPU:
         hidden = self.conv3x3(wide, model.reduce, workspace.buffer(FUSED, config.hidden_size, h, w))
         hidden = self._residual_blocks(hidden, model.decoder_blocks, workspace.buffer(INNER, config.hidden_size, h, w))
         head = model.illumination_head
-        illumination = torch.empty((1, head.out_channels, h, w)).contiguous(memory_format=CHANNELS_LAST)
+        illumination = torch.empty((1, head.out_channels, h, w), memory_format=CHANNELS_LAST)
         return self.conv3x3(hidden, head, illumination).clamp_min_(self.floor)
 
     def whole(self, pixels: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:

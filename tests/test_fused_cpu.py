@@ -64,7 +64,9 @@ def test_kept_buffers_never_leak_into_the_next_image(reference_model):
     assert runtime._kept_workspace is not None
     runtime.release_workspace()
     assert runtime._kept_workspace is None
-    assert make_runtime(reference_model, keep_workspace=False).whole(images[0]) is not None
+    unkept = fused_runtime(reference_model, keep_workspace=False)
+    assert_same_map(unkept.whole(images[0]), eager(reference_model, images[0]))
+    assert unkept._kept_workspace is None
     tiled = estimate_tiled(runtime, images[0], 48)  # tiles reuse one workspace for both passes
     assert_same_map(tiled, eager(reference_model, images[0]))
 
