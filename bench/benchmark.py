@@ -18,7 +18,7 @@ Modes:
   compiled  exact mode with torch.compile (inductor, frozen weights); tiles of --tile-size so that it compiles once
             (compile time is reported apart and excluded from the throughput)
   tiled     exact mode in tiles of --tile-size
-  fast      fast mode (network at 1/4 resolution, guided-filter upsampling)
+  fast      fast mode (scale-matched network at 1/4 resolution, bicubic upsampling)
   fp16/bf16 exact mode in half precision (for CUDA)
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
 """

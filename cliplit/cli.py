@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .fast import FAST_DOWNSCALE
+
 DEFAULT_OUTPUT_DIR = "enhanced"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -31,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--strength", type=float, default=None, help="0 = unchanged, 1 = published result (default: the model's)")
     enhance.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     enhance.add_argument("--mode", default="exact", choices=["exact", "fast"],
-                         help="exact: the published network's pixels (default); fast: reduced-resolution estimate, guided-filter upsampled")
+                         help="exact: the published network's pixels (default); fast: scale-matched network at reduced resolution, about 12x faster, 48-51 dB from exact")
+    enhance.add_argument("--fast-downscale", type=_fast_downscale, default=FAST_DOWNSCALE, metavar="F",
+                         help=f"fast mode: run the network at 1/F resolution (default {FAST_DOWNSCALE}; 3: closer to exact, 6: faster)")
     enhance.add_argument("--tile-size", type=_tile_size, default=None, metavar="N",
                          help="process in exact tiles of N x N pixels (0: whole image; default: chosen from the image size and free memory)")
     enhance.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
@@ -55,6 +59,13 @@ def _tile_size(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0: whole image), got {value}")
+    return value
+
+
+def _fast_downscale(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (1: full resolution), got {text}")
     return value
 
 
@@ -98,7 +109,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     if next(model.parameters()).device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
     runtime = make_runtime(model, dtype=args.precision, compile=args.compile)
-    options = {"mode": args.mode, "tile_size": args.tile_size, "runtime": runtime}
+    options = {"mode": args.mode, "tile_size": args.tile_size, "runtime": runtime, "fast_downscale": args.fast_downscale}
     strength = model.resolve_strength(args.strength)
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
 

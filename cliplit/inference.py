@@ -6,7 +6,7 @@ Modes (keyword `mode`):
   fp32 evaluation. Runs channels-last under `torch.inference_mode` (oneDNN on the CPU), optionally
   compiled (`compile=True`), whole image in one pass when it fits the memory available, else in
   exact overlapping tiles (`cliplit.tiling`); `tile_size=` forces a tile size (0: whole image).
-- "fast": the network at 1/`FAST_DOWNSCALE` resolution, guided-filter upsampled (`cliplit.fast`).
+- "fast": the scale-matched network at 1/`FAST_DOWNSCALE` resolution, bicubically upsampled (`cliplit.fast`).
 
 `dtype=` ("fp32", "fp16", "bf16" or a torch dtype) selects the precision of the network; fp32 (the
 default) is the exact one; half precision is meant for GPUs.

@@ -18,12 +18,15 @@ from contextlib import contextmanager
 import torch
 
 from . import fused_cpu
+from .fast import scale_matched_copy
 from .tiling import Box, upsample_context
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CHANNELS_LAST = torch.channels_last
 THP_ENV_VAR = "THP_MEM_ALLOC_ENABLE"  # read by PyTorch's CPU allocator at its first allocation >= 2 MB
 COMPILE_OPTIONS = {"freezing": True}  # inductor: fold weights as constants, prepack oneDNN weights
+SCALE_DECIMALS = 2  # fast mode: downscaling factors are rounded to this many decimals ...
+SCALE_MATCHED_KEPT = 4  # ... and this many scale-matched runtimes are kept per runtime
 
 
 def resolve_dtype(dtype) -> torch.dtype:
@@ -69,6 +72,39 @@ def configure_cpu(num_threads: int | None = None) -> int:
     return num_threads
 
 
+class WorkspacePool:
+    """
+    The fused CPU pass's activation buffers kept from one image to the next (one set at most, when
+    `keep`), shared by a runtime and its scale-matched copies. Thread-safe: a second image borrowing
+    while the kept set is in use gets new buffers.
+    """
+
+    def __init__(self, keep: bool = True):
+        self.keep = keep
+        self._kept: fused_cpu.Workspace | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self):
+        with self._lock:
+            workspace, self._kept = self._kept, None
+        workspace = workspace or fused_cpu.Workspace()
+        try:
+            yield workspace
+        finally:
+            if self.keep:
+                with self._lock:
+                    self._kept = self._kept or workspace
+
+    @property
+    def kept(self) -> fused_cpu.Workspace | None:
+        return self._kept
+
+    def release(self) -> None:
+        with self._lock:
+            self._kept = None
+
+
 class Runtime:
     """
     A `CLIPLITModel` ready for inference on `device` in `dtype`.
@@ -91,7 +127,7 @@ class Runtime:
     """
 
     def __init__(self, model, device=None, dtype=None, channels_last: bool = True, compile: bool = False,
-                 keep_workspace: bool = True):
+                 keep_workspace: bool = True, workspaces: "WorkspacePool | None" = None):
         parameter = next(model.parameters())
         self.device = torch.device(device) if device is not None else parameter.device
         self.dtype = resolve_dtype(dtype)
@@ -110,9 +146,10 @@ class Runtime:
         self._whole = model.estimate_illumination
         self._encode = model.encode
         self._fuse_decode_maps = self._fuse_decode_eager
-        self.keep_workspace = keep_workspace
-        self._kept_workspace: fused_cpu.Workspace | None = None
-        self._workspace_lock = threading.Lock()
+        self._workspaces = workspaces or WorkspacePool(keep_workspace)
+        self.keep_workspace = self._workspaces.keep
+        self._scale_matched: dict[tuple[float, float], Runtime] = {}
+        self._scale_matched_lock = threading.Lock()
         if self.compiled:
             self._whole = torch.compile(self._whole, options=COMPILE_OPTIONS, dynamic=False)
             self._encode = torch.compile(self._encode, options=COMPILE_OPTIONS, dynamic=False)
@@ -130,20 +167,33 @@ class Runtime:
         if self.fused is None:
             yield None
             return
-        with self._workspace_lock:
-            workspace, self._kept_workspace = self._kept_workspace, None
-        workspace = workspace or fused_cpu.Workspace()
-        try:
+        with self._workspaces.borrow() as workspace:
             yield workspace
-        finally:
-            if self.keep_workspace:
-                with self._workspace_lock:
-                    self._kept_workspace = self._kept_workspace or workspace
 
     def release_workspace(self) -> None:
         """Free the buffers kept from the last image."""
-        with self._workspace_lock:
-            self._kept_workspace = None
+        self._workspaces.release()
+
+    def scale_matched(self, scale_y: float, scale_x: float) -> "Runtime":
+        """
+        This runtime for images downscaled by `scale_y` x `scale_x`: the same settings, the model's 3x3
+        kernels scale-matched (`cliplit.fast.scale_matched_copy`), the kept buffers shared. Scales are
+        rounded to `SCALE_DECIMALS` decimals, and the last `SCALE_MATCHED_KEPT` runtimes are kept, so a
+        batch of photos builds (and, with `compile`, compiles) one per distinct pair of factors.
+        """
+        key = (round(scale_y, SCALE_DECIMALS), round(scale_x, SCALE_DECIMALS))
+        if key == (1.0, 1.0):
+            return self
+        with self._scale_matched_lock:
+            matched = self._scale_matched.pop(key, None)
+            if matched is None:
+                model = scale_matched_copy(self.model, *key)
+                matched = Runtime(model, self.device, self.dtype, self.channels_last, self.compiled,
+                                  workspaces=self._workspaces)
+            self._scale_matched[key] = matched  # most recently used last
+            while len(self._scale_matched) > SCALE_MATCHED_KEPT:
+                self._scale_matched.pop(next(iter(self._scale_matched)))
+            return matched
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) on any device -> on this runtime's device and dtype, channels-last if enabled."""
@@ -180,4 +230,4 @@ class Runtime:
             return [grid.float() for grid in stages]
 
 
-__all__ = ["Runtime", "PRECISIONS", "resolve_dtype", "configure_cpu", "physical_cores"]
+__all__ = ["Runtime", "WorkspacePool", "PRECISIONS", "resolve_dtype", "configure_cpu", "physical_cores"]

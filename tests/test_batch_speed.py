@@ -41,18 +41,23 @@ def test_cli_tile_size_gives_the_same_pixels_and_fast_mode_runs(tmp_path):
     whole = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "whole", "-q", "--tile-size", "0")
     tiled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "tiled", "-q", "--tile-size", "16")
     fast = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "fast", "-q", "--mode", "fast")
-    for result in (whole, tiled, fast):
+    # downscaling by 1 runs the network at full resolution: fast mode's plumbing, exact pixels
+    unscaled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "unscaled", "-q",
+                   "--mode", "fast", "--fast-downscale", "1")
+    for result in (whole, tiled, fast, unscaled):
         assert result.returncode == 0, result.stderr
     for name in names:
         assert np.abs(read(tmp_path / "whole" / name) - read(tmp_path / "tiled" / name)).max() <= ONE_LEVEL
+        assert np.abs(read(tmp_path / "whole" / name) - read(tmp_path / "unscaled" / name)).max() <= ONE_LEVEL
         assert read(tmp_path / "fast" / name).shape == read(tmp_path / "whole" / name).shape
 
 
-def test_cli_rejects_a_negative_tile_size(tmp_path):
+@pytest.mark.parametrize("option, value", [("--tile-size", "-3"), ("--fast-downscale", "0.5")])
+def test_cli_rejects_an_out_of_range_option(tmp_path, option, value):
     make_inputs(tmp_path / "in", count=1)
-    result = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "out", "--tile-size", "-3")
+    result = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "out", option, value)
     assert result.returncode != 0
-    assert "--tile-size" in result.stderr and "Traceback" not in result.stderr
+    assert option in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate is not installed")

@@ -61,12 +61,12 @@ def test_kept_buffers_never_leak_into_the_next_image(reference_model):
     images = [random_image(96, 120, seed=2), random_image(40, 33, seed=3), random_image(130, 21, seed=4)]
     for pixels in images:
         assert_same_map(runtime.whole(pixels), eager(reference_model, pixels))
-    assert runtime._kept_workspace is not None
+    assert runtime._workspaces.kept is not None
     runtime.release_workspace()
-    assert runtime._kept_workspace is None
+    assert runtime._workspaces.kept is None
     unkept = fused_runtime(reference_model, keep_workspace=False)
     assert_same_map(unkept.whole(images[0]), eager(reference_model, images[0]))
-    assert unkept._kept_workspace is None
+    assert unkept._workspaces.kept is None
     tiled = estimate_tiled(runtime, images[0], 48)  # tiles reuse one workspace for both passes
     assert_same_map(tiled, eager(reference_model, images[0]))
 
