@@ -19,6 +19,7 @@ Modes:
             (compile time is reported apart and excluded from the throughput)
   tiled     exact mode in tiles of --tile-size
   fast      fast mode (scale-matched network at 1/4 resolution, bicubic upsampling)
+  fast@F    fast mode at 1/F resolution (for example fast@3, fast@6)
   fp16/bf16 exact mode in half precision (for CUDA)
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
 """
@@ -42,6 +43,7 @@ DEFAULT_MODES = ("baseline", "exact", "tiled", "fast")
 WARMUP_SIZE = 256  # side of the untimed warm-up image
 CPU_ONLY_MODES = ()
 HALF_MODES = ("fp16", "bf16")
+FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
 DEFAULT_TILE_SIZE = 512
 EIGHT_BIT_MAX = 255
 BYTES_PER_GIB = 1 << 30
@@ -123,8 +125,10 @@ def worker(args) -> None:
         estimate_illumination(model, warm, runtime=runtime, **options)  # compiles the tile shapes
         synchronize(device)
         compile_seconds = time.perf_counter() - start
-    elif mode == "fast":
+    elif mode == "fast" or mode.startswith(FAST_AT):
         runtime, options = make_runtime(model), {"mode": "fast"}
+        if mode.startswith(FAST_AT):
+            options["fast_downscale"] = float(mode[len(FAST_AT):])
     elif mode in HALF_MODES:
         runtime = make_runtime(model, dtype=mode)
     # One untimed pass on a small image, for every mode alike: one-time costs (oneDNN primitive
