@@ -147,7 +147,6 @@ class Runtime:
         self._encode = model.encode
         self._fuse_decode_maps = self._fuse_decode_eager
         self._workspaces = workspaces or WorkspacePool(keep_workspace)
-        self.keep_workspace = self._workspaces.keep
         self._scale_matched: dict[tuple[float, float], Runtime] = {}
         self._scale_matched_lock = threading.Lock()
         if self.compiled:
