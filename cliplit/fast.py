@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modeling_cliplit import KERNEL_SIZE
+
 FAST_DOWNSCALE = 4  # the network runs on (H / 4) x (W / 4) pixels
 MIN_LOW_RES_SIDE = 16  # never run the network on fewer pixels than this per side
-KERNEL_TAPS = (-1.0, 0.0, 1.0)  # offsets of a 3x3 kernel's taps along one axis
+TAP_OFFSETS = (-1.0, 0.0, 1.0)  # offsets of a 3x3 kernel's taps along one axis
 # Fidelity floor of fast mode (defaults above) against exact mode on the reference photos, 8-bit output
 # PSNR; measured 47.9-50.7 dB (README, bench/benchmark.py), asserted by tests/test_fast.py.
 FAST_PSNR_FLOOR_DB = 45.0
@@ -48,9 +50,10 @@ def scale_matched_kernel(scale: float) -> torch.Tensor:
     that act on an image downscaled by `scale` as the original taps act at full resolution: moment p
     (sum of tap * offset^p, p = 0, 1, 2) is divided by scale^p. `scale` = 1 gives the identity.
     """
-    taps = torch.tensor(KERNEL_TAPS, dtype=torch.float64)
-    to_moments = torch.stack([taps**power for power in range(len(KERNEL_TAPS))])
-    moment_scales = torch.tensor([float(scale) ** -power for power in range(len(KERNEL_TAPS))], dtype=torch.float64)
+    offsets = torch.tensor(TAP_OFFSETS, dtype=torch.float64)
+    powers = range(len(TAP_OFFSETS))  # moments 0, 1, 2
+    to_moments = torch.stack([offsets**power for power in powers])
+    moment_scales = torch.tensor([float(scale) ** -power for power in powers], dtype=torch.float64)
     return torch.linalg.solve(to_moments, torch.diag(moment_scales) @ to_moments)
 
 
@@ -63,7 +66,7 @@ def scale_matched_copy(model: nn.Module, scale_y: float, scale_x: float) -> nn.M
     matched = copy.deepcopy(model)
     rows, cols = scale_matched_kernel(scale_y), scale_matched_kernel(scale_x)
     for module in matched.modules():
-        if isinstance(module, nn.Conv2d) and module.kernel_size == (len(KERNEL_TAPS), len(KERNEL_TAPS)):
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (KERNEL_SIZE, KERNEL_SIZE):
             weight = module.weight.double()  # (out, in, 3 rows, 3 cols)
             module.weight.copy_(torch.einsum("ab,oibc,dc->oiad", rows, weight, cols))
     return matched

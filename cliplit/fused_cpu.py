@@ -18,7 +18,7 @@ Same arithmetic as `CLIPLITModel`, fewer passes over memory and no fresh memory 
   convolution are both linear and separable by rows and columns), so the 64-channel concatenation and
   the upsampled maps are never built.
 
-The outputs equal the eager pass up to float rounding (`tests/test_modeling.py`).
+The outputs equal the eager pass up to float rounding (`tests/test_fused_cpu.py`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modeling_cliplit import KERNEL_SIZE
 from .tiling import Box, interpolation_matrix
 
 KERNEL_PADDING = [1, 1]
 UNIT = [1, 1]
 SINGLE_GROUP = 1
-KERNEL_TAPS = 3  # 3x3 convolutions: offsets -1, 0, +1 per axis
 CHANNELS_LAST = torch.channels_last
 MAIN, INNER, FUSED = "main", "inner", "fused"  # the workspace's storages (see `Workspace`)
 
@@ -91,7 +91,7 @@ def _frame_patches(x: torch.Tensor) -> torch.Tensor:
         F.pad(x[:, :, :, :2], (1, 0, 1, 1), mode="reflect"),
         F.pad(x[:, :, :, width - 2 :], (0, 1, 1, 1), mode="reflect"),
     )
-    return torch.cat([F.unfold(strip, KERNEL_TAPS) for strip in strips], dim=2)[0]
+    return torch.cat([F.unfold(strip, KERNEL_SIZE) for strip in strips], dim=2)[0]
 
 
 def _frame_values(t: torch.Tensor) -> torch.Tensor:
@@ -136,7 +136,7 @@ class CLIPLITFusedCPU:
         self.frame_weights = {
             conv: conv.weight.reshape(conv.out_channels, -1).contiguous()
             for conv in model.modules()
-            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (KERNEL_TAPS, KERNEL_TAPS)
+            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (KERNEL_SIZE, KERNEL_SIZE)
         }
 
     # -- one convolution -------------------------------------------------------------------------
@@ -199,9 +199,9 @@ class CLIPLITFusedCPU:
             projected = torch.einsum("ocab,cij->abijo", weight, grid)  # (dy, dx, i, j, out)
             # T[dy, i, x, o] = sum_dx sum_j cols[x + dx, j] * projected[dy, dx, i, j, o]
             terms = sum(
-                torch.einsum("xj,aijo->aixo", cols[dx : dx + box.width], projected[:, dx]) for dx in range(KERNEL_TAPS)
+                torch.einsum("xj,aijo->aixo", cols[dx : dx + box.width], projected[:, dx]) for dx in range(KERNEL_SIZE)
             )
-            for dy in range(KERNEL_TAPS):
+            for dy in range(KERNEL_SIZE):
                 rows_factors.append(rows[dy : dy + box.height])  # (h, bin)
                 column_terms.append(terms[dy].reshape(bins, -1))  # (bin, w * out)
         lhs = torch.cat(rows_factors, dim=1).float()

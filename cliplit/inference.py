@@ -24,7 +24,6 @@ from .runtime import Runtime, resolve_dtype
 from .tiling import auto_tile_size, estimate_tiled
 
 MODES = ("exact", "fast")
-WHOLE_IMAGE = 0  # tile_size value that forces a single whole-image pass
 COMPILED_TILE_SIZE = 512  # default tile of a compiled runtime: every image reuses one compiled shape
 
 
@@ -119,7 +118,7 @@ def enhance_image(model, image, strength: float = 1.0, output_type: str = "pil",
 
     `output_type`: "pil" (default; 16-bit colour, which PIL cannot hold, comes back as a uint16 array),
     "np" (uint8 / uint16 array with the input's channels) or "pt" (float (3, H, W) tensor in [0, 1]).
-    Other keyword arguments (`mode`, `tile_size`, `dtype`, `compile`, `runtime`) go to
+    Other keyword arguments (`mode`, `tile_size`, `dtype`, `compile`, `runtime`, `fast_downscale`) go to
     `estimate_illumination`.
     """
     if output_type not in ("pil", "np", "pt"):
