@@ -2,9 +2,11 @@
 
     python app.py [--model HUB_ID|FOLDER|FILE.pth] [--device auto|cpu|cuda] [--port 7860]
 
-The model is loaded once at start (from --model, else $CLIPLIT_MODEL, else the authors' published
-model, as `cliplit enhance` does). Uploads are read with `cliplit.image_io.read_image` and written
-with `write_image`, so the downloadable PNG has the same pixels as `cliplit enhance` gives.
+The model is loaded once at start (from --model: a published model's name, a folder, an authors' .pth
+or a Hub id; else $CLIPLIT_MODEL, else `clip-lit`, as `cliplit enhance` does) and prepared once in
+two `cliplit.Enhancer` engines (exact for the result, fast for the preview). Uploads are read with
+`cliplit.imaging.files.read_image` and written with `write_image`, so the downloadable PNG has the
+same pixels as `cliplit enhance` gives.
 Endpoint for `gradio_client`: `client.predict(handle_file(path), strength, api_name="/enhance")`.
 Importing this module loads nothing and launches nothing: see `build_demo` and `main`.
 """
@@ -31,11 +33,12 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from cliplit.errors import CLIPLITError, ImageReadError
-from cliplit.image_io import read_image, write_image
-from cliplit.image_processing_cliplit import DecodedImage
-from cliplit.inference import enhance_decoded, make_runtime
-from cliplit.loading import MODEL_ENV_VAR, load_model, resolve_device
+from cliplit.engine.enhancer import Enhancer
+from cliplit.errors import CLIPLITError, ImageReadError, display_name
+from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
+from cliplit.imaging.files import read_image, write_image
+from cliplit.interfaces.cli import MODEL_HELP
+from cliplit.model.architecture import resolve_strength
 
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -54,8 +57,7 @@ STRENGTH_STEP = 0.05
 OUTPUT_MAX_AGE_S = 3600  # enhanced PNGs older than this are deleted from the app's output folder
 GRADIO_CACHE_CLEANUP = (3600, 3600)  # (every, older than) seconds: uploads and results in gradio's cache
 ZERO_GPU_DURATION_S = 60
-FAST_MODE_OPTION, FAST_MODE = "mode", "fast"  # enhance_decoded's quick mode, used for the preview
-EIGHT_BIT_MAX = 255
+PREVIEW_MODE = "fast"
 
 
 class UploadError(CLIPLITError):
@@ -83,14 +85,14 @@ def raw_path_image(**kwargs) -> gr.Image:
 
 
 @dataclass
-class Enhancer:
-    """The loaded model and the app's limits; one per app, created in `main` (or by a test)."""
+class DemoEnhancer:
+    """The loaded model, its engines and the app's limits; one per app, created in `build_demo` (or by a test)."""
 
     model: object
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     max_file_mb: float = DEFAULT_MAX_FILE_MB
-    enhance_options: dict = field(default_factory=dict)
     output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cliplit-app-")))
+    _engines: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         run = self._run_model
@@ -103,7 +105,20 @@ class Enhancer:
 
     @property
     def default_strength(self) -> float:
-        return float(self.model.config.default_strength)
+        return resolve_strength(self.model.config)
+
+    def engine(self, fast: bool) -> Enhancer:
+        """
+        The exact or the fast (preview) engine, built once. A server keeps no activation buffers between
+        uploads (they would hold ~1 kB per pixel of the largest photo seen); on ZeroGPU the GPU exists
+        only inside `spaces.GPU` calls, so each call builds its own engine there.
+        """
+        mode = PREVIEW_MODE if fast else "exact"
+        if ZERO_GPU:
+            return Enhancer(self.model, mode=mode, device="cuda", keep_workspace=False)
+        if mode not in self._engines:
+            self._engines[mode] = Enhancer(self.model, mode=mode, keep_workspace=False)
+        return self._engines[mode]
 
     def read(self, path: str | os.PathLike) -> DecodedImage:
         """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
@@ -121,7 +136,7 @@ class Enhancer:
         try:
             return read_image(path)
         except ImageReadError as error:
-            raise UploadError(str(error).replace(str(path), path.name)) from None
+            raise UploadError(str(error).replace(display_name(path), display_name(path.name))) from None
 
     @staticmethod
     def _header_megapixels(path: Path) -> float | None:
@@ -134,10 +149,10 @@ class Enhancer:
         return width * height / PIXELS_PER_MEGAPIXEL
 
     def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
-        options = dict(self.enhance_options)  # enhance_decoded tiles large images itself (bounded memory)
-        if fast:
-            options[FAST_MODE_OPTION] = FAST_MODE
-        return enhance_decoded(self.model, image, self.model.resolve_strength(strength), **options)
+        try:  # the engine tiles large images itself (bounded memory)
+            return self.engine(fast).enhance_decoded(image, strength)
+        except ValueError as error:
+            raise UploadError(str(error)) from None
 
     def enhance_file(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
         """Read, enhance at full resolution, write a PNG. Returns (input, enhanced, illumination, png path)."""
@@ -196,10 +211,9 @@ def build_demo(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     concurrency: int = DEFAULT_CONCURRENCY,
-    enhance_options: dict | None = None,
 ) -> gr.Blocks:
     """The demo's page and its `enhance` API endpoint, queued; the caller launches it."""
-    enhancer = Enhancer(model, max_megapixels, max_file_mb, dict(enhance_options or {}))
+    enhancer = DemoEnhancer(model, max_megapixels, max_file_mb)
 
     def enhance_api(path: str | None, strength: float | None = None) -> str:
         """Enhance a backlit photo at full resolution; returns the enhanced PNG."""
@@ -295,8 +309,7 @@ def launch_options(max_file_mb: float = DEFAULT_MAX_FILE_MB) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--model", default=None, help="Hub repo id, from_pretrained folder, or authors' .pth "
-                        f"(default: ${MODEL_ENV_VAR}, else the authors' published model, downloaded once)")
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
                         help=f"refuse larger images (default: {DEFAULT_MAX_MEGAPIXELS:g})")

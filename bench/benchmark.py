@@ -39,13 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cliplit.engine.settings import FAST_DOWNSCALE
+from cliplit.imaging.codec import EIGHT_BIT_MAX
+
 DEFAULT_MODES = ("baseline", "exact", "tiled", "fast")
 WARMUP_SIZE = 256  # side of the untimed warm-up image
-CPU_ONLY_MODES = ()
 HALF_MODES = ("fp16", "bf16")
 FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
 DEFAULT_TILE_SIZE = 512
-EIGHT_BIT_MAX = 255
 BYTES_PER_GIB = 1 << 30
 KIB = 1024
 
@@ -71,9 +72,9 @@ def large_image(images, size: str) -> list[tuple[str, np.ndarray]]:
 
 def quantize(tensor) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8, as the authors save it: floor(x * 255 + 0.5)."""
-    import torch
+    from cliplit.imaging.codec import quantize as quantize_codes
 
-    return torch.floor(tensor[0].clamp(0, 1) * EIGHT_BIT_MAX + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return quantize_codes(tensor[0], 8).permute(1, 2, 0).cpu().numpy()
 
 
 def peak_memory_bytes(device) -> int:
@@ -95,11 +96,10 @@ def worker(args) -> None:
     """Run one mode over the images in this process; print one JSON line with the timings and write the outputs."""
     import torch
 
-    from cliplit.convert import model_from_author_checkpoint
-    from cliplit.inference import estimate_illumination, make_runtime
-    from cliplit.loading import resolve_device
-    from cliplit.modeling_cliplit import apply_illumination
-    from cliplit.runtime import configure_cpu, physical_cores
+    from cliplit.engine.enhancer import Enhancer
+    from cliplit.engine.runtime import configure_cpu, physical_cores, resolve_device
+    from cliplit.model.conversion import network_from_author_checkpoint
+    from cliplit.model.network import apply_illumination
 
     mode = args.worker
     if mode == "baseline":  # plain PyTorch: only the same thread count, no other process setting
@@ -111,26 +111,25 @@ def worker(args) -> None:
     images = load_images(Path(args.images))
     if mode == "large":
         images = large_image(images, args.large)
-    model = model_from_author_checkpoint(args.model).to(device)
+    model = network_from_author_checkpoint(args.model).to(device)
 
-    options, runtime, compile_seconds = {}, None, 0.0
+    engine, compile_seconds = None, 0.0
     if mode in ("exact", "large"):
-        runtime = make_runtime(model)
+        engine = Enhancer(model)
     elif mode == "tiled":
-        runtime, options = make_runtime(model), {"tile_size": args.tile_size}
+        engine = Enhancer(model, tile_size=args.tile_size)
     elif mode == "compiled":
-        runtime, options = make_runtime(model, compile=True), {"tile_size": args.tile_size}
+        engine = Enhancer(model, compile=True, tile_size=args.tile_size)
         warm = torch.rand(1, 3, args.tile_size * 2, args.tile_size * 2, device=device)
         start = time.perf_counter()
-        estimate_illumination(model, warm, runtime=runtime, **options)  # compiles the tile shapes
+        engine.illumination(warm)  # compiles the tile shapes
         synchronize(device)
         compile_seconds = time.perf_counter() - start
     elif mode == "fast" or mode.startswith(FAST_AT):
-        runtime, options = make_runtime(model), {"mode": "fast"}
-        if mode.startswith(FAST_AT):
-            options["fast_downscale"] = float(mode[len(FAST_AT):])
+        downscale = float(mode[len(FAST_AT):]) if mode.startswith(FAST_AT) else FAST_DOWNSCALE
+        engine = Enhancer(model, mode="fast", fast_downscale=downscale)
     elif mode in HALF_MODES:
-        runtime = make_runtime(model, dtype=mode)
+        engine = Enhancer(model, precision=mode)
     # One untimed pass on a small image, for every mode alike: one-time costs (oneDNN primitive
     # creation, allocator growth, CUDA context) are not throughput.
     warm_pixels = torch.rand(1, 3, WARMUP_SIZE, WARMUP_SIZE, device=device)
@@ -138,7 +137,7 @@ def worker(args) -> None:
         with torch.no_grad():
             model.estimate_illumination(warm_pixels)
     else:
-        estimate_illumination(model, warm_pixels, runtime=runtime, **options)
+        engine.illumination(warm_pixels)
     synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -152,7 +151,7 @@ def worker(args) -> None:
             with torch.no_grad():
                 illumination = model.estimate_illumination(pixels)
         else:
-            illumination = estimate_illumination(model, pixels, runtime=runtime, **options)
+            illumination = engine.illumination(pixels)
         with torch.inference_mode():
             enhanced = apply_illumination(pixels, illumination)
         synchronize(device)

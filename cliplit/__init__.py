@@ -1,29 +1,65 @@
 """cliplit: CLIP-LIT backlit image enhancement (Liang et al., ICCV 2023) in transformers conventions.
 
-Importing the package registers the model with transformers' Auto classes (`AutoConfig`,
-`AutoModelForImageToImage`, `AutoImageProcessor`) and the `backlit-enhancement` pipeline task.
+The package is layered; each layer imports only the ones above it in this list:
+
+- `cliplit.errors`: the one error hierarchy (one-line messages);
+- `cliplit.model`: the network (`network.py`, plain PyTorch) and its transformers face (configuration,
+  modeling, image processor), conversion of the authors' checkpoints, the catalogue of published
+  models and loading;
+- `cliplit.imaging`: decoding and encoding images in every mode, reading and writing files;
+- `cliplit.engine`: the inference engine (`Enhancer`: runtime, fused CPU pass, exact tiles, fast mode);
+- `cliplit.training`: CLIP guidance, prompts, losses and training data (for `train/train.py`);
+- `cliplit.interfaces`: the command line, batch processing, the `backlit-enhancement` pipeline and the
+  registration with transformers.
+
+`import cliplit` is cheap: the names below load on first use, and the registration with transformers'
+Auto classes and pipelines happens when transformers loads them (`cliplit.interfaces.registration`).
 """
 
-from .configuration_cliplit import CLIPLITConfig
-from .errors import CheckpointError, CLIPLITError, ImageReadError, ModelNotFoundError
-from .image_processing_cliplit import CLIPLITImageProcessor
-from .loading import load_model
-from .modeling_cliplit import CLIPLITModel, CLIPLITOutput, CLIPLITPreTrainedModel
-from .registration import register
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-register()
+from .interfaces.registration import install as _install_registration
 
-__all__ = [
-    "CLIPLITConfig",
-    "CLIPLITModel",
-    "CLIPLITOutput",
-    "CLIPLITPreTrainedModel",
-    "CLIPLITImageProcessor",
-    "CLIPLITError",
-    "CheckpointError",
-    "ImageReadError",
-    "ModelNotFoundError",
-    "load_model",
-]
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "CLIPLITConfig": "cliplit.model.configuration_cliplit",
+    "CLIPLITModel": "cliplit.model.modeling_cliplit",
+    "CLIPLITOutput": "cliplit.model.modeling_cliplit",
+    "CLIPLITPreTrainedModel": "cliplit.model.modeling_cliplit",
+    "CLIPLITImageProcessor": "cliplit.model.image_processing_cliplit",
+    "CLIPLITNetwork": "cliplit.model.network",
+    "ArchitectureConfig": "cliplit.model.architecture",
+    "PUBLISHED_MODELS": "cliplit.model.catalog",
+    "load_model": "cliplit.model.loading",
+    "load_network": "cliplit.model.loading",
+    "Enhancer": "cliplit.engine.enhancer",
+    "enhance": "cliplit.engine.enhancer",
+    "read_image": "cliplit.imaging.files",
+    "write_image": "cliplit.imaging.files",
+    "register": "cliplit.interfaces.registration",
+    "CLIPLITError": "cliplit.errors",
+    "CheckpointError": "cliplit.errors",
+    "ImageReadError": "cliplit.errors",
+    "ModelNotFoundError": "cliplit.errors",
+    "SettingsError": "cliplit.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cliplit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+_install_registration()

@@ -1,10 +1,25 @@
-"""Errors that cliplit reports to users as one line (no traceback)."""
+"""The one error hierarchy of cliplit: every error a user sees is a `CLIPLITError` reported on one line.
+
+Messages name the file involved first (`<file>: <reason>`); `display_name` makes a file name safe to
+print (control characters such as newlines and terminal escapes are escaped, so a crafted file name
+cannot forge or corrupt an error line).
+"""
+
+from __future__ import annotations
+
+import os
 
 
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty), for one-line reports."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """A file name as it may be printed on one line: printable characters kept, the others escaped."""
+    text = os.fspath(path)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class CLIPLITError(Exception):
@@ -16,8 +31,28 @@ class ImageReadError(CLIPLITError):
 
 
 class CheckpointError(CLIPLITError):
-    """A checkpoint file is missing, unsafe, or not a CLIP-LIT enhancement checkpoint."""
+    """A checkpoint or model folder is missing, unsafe, or not a CLIP-LIT enhancement model."""
 
 
 class ModelNotFoundError(CLIPLITError):
-    """A model id, folder or file could not be resolved or downloaded."""
+    """A model name, id, folder or file could not be resolved or downloaded."""
+
+
+class SettingsError(CLIPLITError, ValueError):
+    """An engine setting or command-line option has a value that cannot be used."""
+
+
+class DataError(CLIPLITError, ValueError):
+    """Bad training data; the message names the file or folder."""
+
+
+__all__ = [
+    "CLIPLITError",
+    "CheckpointError",
+    "DataError",
+    "ImageReadError",
+    "ModelNotFoundError",
+    "SettingsError",
+    "display_name",
+    "first_line",
+]

@@ -1,4 +1,6 @@
-"""Shared fixtures: paths to the reference data in ../shared and models converted from it."""
+"""Shared fixtures: the reference data in ../shared (skipped when absent, a failure under CI=true),
+models converted from it, and a tiny random CLIP. Helpers live in `helpers.py` (importable from every
+test folder: `pythonpath = ["tests"]` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,41 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 CLIPLIT_REFERENCE = SHARED_REFERENCE / "clip-lit"
+RAVE_REFERENCE = SHARED_REFERENCE / "rave"
 ENHANCEMENT_CHECKPOINT = CLIPLIT_REFERENCE / "enhancement_model.pth"
 INIT_CHECKPOINT = CLIPLIT_REFERENCE / "init_enhancement_model.pth"
-RAVE_CHECKPOINT = SHARED_REFERENCE / "rave" / "rave_unpaired.pth"
+RAVE_CHECKPOINT = RAVE_REFERENCE / "rave_unpaired.pth"
 REFERENCE_IMAGES = sorted((CLIPLIT_REFERENCE / "images").glob("*.jpg"))
 GOLDEN_DIR = CLIPLIT_REFERENCE / "golden"
 FULL_TESTS_ENV_VAR = "CLIPLIT_FULL_TESTS"
+REFERENCE_MARK = "reference"
+MISSING_REFERENCE = f"{SHARED_REFERENCE}: reference data missing (the authors' checkpoints and photos in ../shared)"
+
+
+def reference_available() -> bool:
+    return ENHANCEMENT_CHECKPOINT.is_file() and bool(REFERENCE_IMAGES)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_reference() -> None:
+    """Skip the calling test when ../shared is absent; under CI=true its absence is a failure."""
+    if reference_available():
+        return
+    if in_ci():
+        pytest.fail(MISSING_REFERENCE + " (CI=true: required)", pytrace=False)
+    pytest.skip(MISSING_REFERENCE)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{REFERENCE_MARK}: needs the reference data in ../shared (skipped without it)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker(REFERENCE_MARK) is not None:
+        require_reference()
 
 
 def full_tests_requested() -> bool:
@@ -44,15 +75,11 @@ def golden_for(image: Path) -> Path:
     return GOLDEN_DIR / f"{image.stem}.png"
 
 
-def pytest_configure(config):
-    if not ENHANCEMENT_CHECKPOINT.is_file():
-        raise pytest.UsageError(f"{ENHANCEMENT_CHECKPOINT}: reference data missing; the tests need ../shared beside the checkout")
-
-
 @pytest.fixture(scope="session")
 def reference_model():
-    """The authors' published model, converted in memory (eval mode, CPU)."""
-    from cliplit.convert import model_from_author_checkpoint
+    """The authors' published model, converted in memory (transformers `CLIPLITModel`, eval mode, CPU)."""
+    require_reference()
+    from cliplit.model.conversion import model_from_author_checkpoint
 
     return model_from_author_checkpoint(ENHANCEMENT_CHECKPOINT)
 
@@ -60,6 +87,15 @@ def reference_model():
 @pytest.fixture(scope="session")
 def converted_model_dir(tmp_path_factory) -> Path:
     """A `from_pretrained` folder converted from the authors' published checkpoint."""
-    from cliplit.convert import convert_checkpoint
+    require_reference()
+    from cliplit.model.conversion import convert_checkpoint
 
     return convert_checkpoint(ENHANCEMENT_CHECKPOINT, tmp_path_factory.mktemp("converted") / "clip-lit")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random CLIP (model + tokenizer) written with save_pretrained."""
+    from helpers import write_tiny_clip
+
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))

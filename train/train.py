@@ -34,19 +34,19 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-if __package__ in (None, ""):  # `accelerate launch train/train.py`: make `train` and `cliplit` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from train.data import (  # noqa: E402
+from cliplit.errors import CLIPLITError, DataError
+from cliplit.imaging.codec import EIGHT_BIT_MAX, quantize
+from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES
+from cliplit.training.data import (
     ENHANCE_ZOOM_RANGE,
     PROMPT_ZOOM_RANGE,
-    DataError,
     ResizedImages,
     dataset_sources,
     folder_source,
     random_augment,
     stream_indices,
 )
+from cliplit.training.prompts import PROMPT_FILE, PromptPair
 
 logger = logging.getLogger("cliplit.train")
 
@@ -54,13 +54,11 @@ DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 DEFAULT_ROUNDS = 3  # rounds run when --max_train_steps is not given
 RECONSTRUCTION_LOSS_SCALE = 25.0  # the authors' scale of the identity loss while learning the identity
 MAX_RESULTS = 2  # the prompt refinement uses the results of the last two rounds
-PIXEL_MAX = 255.0
 STREAM_SEED_STRIDE = 1_000_003
 STEP_SEED_STRIDE = 7919
 RANK_SEED_STRIDE = 104_729
 STATE_JSON = "cliplit_training_state.json"
 STATE_TENSORS = "cliplit_training_state.safetensors"
-PROMPT_FILE = "prompt_pair.safetensors"
 ARGS_FILE = "training_args.json"
 STREAMS = ("backlit_prompt", "welllit_prompt", "backlit_enhance")
 
@@ -88,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     models = parser.add_argument_group("models")
     models.add_argument("--clip_model", type=str, default=DEFAULT_CLIP, help="CLIP checkpoint (Hub id or folder with model + tokenizer).")
     models.add_argument("--init_model", type=str, default=None,
-                        help="Start from this enhancement model (Hub id, from_pretrained folder, or authors' .pth) and skip reconstruction.")
+                        help="Start from this enhancement model (a published model's name such as clip-lit, a Hub id, "
+                             "a from_pretrained folder, or an authors' .pth) and skip reconstruction.")
     models.add_argument("--init_prompts", type=str, default=None,
                         help="Start from this prompt pair (our .safetensors / folder, or the authors' .pth) and skip prompt initialization.")
     models.add_argument("--prompt_length", type=int, default=16)
@@ -285,7 +284,7 @@ class Streams:
             self.iterators[name] = (per_process, iter(loader))
         pixels, indices = next(self.iterators[name][1])
         self.progress.stream_items[name] += per_process * self.accelerator.num_processes
-        return pixels.to(self.accelerator.device, non_blocking=True).float() / PIXEL_MAX, indices
+        return pixels.to(self.accelerator.device, non_blocking=True).float() / EIGHT_BIT_MAX, indices
 
 
 def load_sources(args):
@@ -296,13 +295,11 @@ def load_sources(args):
 
 
 def load_initial_prompts(args, guidance, tokenizer):
-    from cliplit.prompts import PromptPair
-
     fresh = PromptPair.from_clip(guidance, tokenizer, args.prompt_length)
     if args.init_prompts is None:
         return fresh
     path = Path(args.init_prompts)
-    if path.suffix.lower() in (".pth", ".pt", ".bin"):
+    if path.suffix.lower() in AUTHOR_CHECKPOINT_SUFFIXES:
         pair = PromptPair.load_authors_pth(path, args.prompt_length, fresh.sot_token_id, fresh.eot_token_id)
     else:
         pair = PromptPair.load(path)
@@ -326,10 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
-    from cliplit import CLIPLITConfig, CLIPLITModel
-    from cliplit.clip_guidance import CLIPGuidance, cosine_logits
-    from cliplit.loading import load_model
-    from cliplit.losses import (
+    from cliplit.model.configuration_cliplit import CLIPLITConfig
+    from cliplit.model.loading import load_model
+    from cliplit.model.modeling_cliplit import CLIPLITModel
+    from cliplit.training.clip_guidance import CLIPGuidance, cosine_logits
+    from cliplit.training.losses import (
         IDENTITY_WEIGHTS,
         RECONSTRUCTION_WEIGHTS,
         clip_enhancement_loss,
@@ -429,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     def prompt_refine_micro(generator):
         backlit, indices = streams.next("backlit_prompt")
         welllit, _ = streams.next("welllit_prompt")
-        results = [r[indices].to(backlit.device).float() / PIXEL_MAX for r in snapshots.results]
+        results = [r[indices].to(backlit.device).float() / EIGHT_BIT_MAX for r in snapshots.results]
         augmented = random_augment([backlit, *results], PROMPT_ZOOM_RANGE, generator)
         welllit = random_augment([welllit], PROMPT_ZOOM_RANGE, generator)[0]
         groups = [*augmented, welllit]
@@ -470,12 +468,12 @@ def main(argv: list[str] | None = None) -> None:
                             num_workers=args.dataloader_num_workers)
         outputs, positions = [], []
         for pixels, idx in loader:
-            pixels = pixels.to(accelerator.device).float() / PIXEL_MAX
+            pixels = pixels.to(accelerator.device).float() / EIGHT_BIT_MAX
             with accelerator.autocast():
                 enhanced = raw_model(pixels).reconstruction.float()
             enhanced = F.interpolate(enhanced, size=(args.prompt_resolution,) * 2, mode="bilinear",
                                      align_corners=False, antialias=True)
-            outputs.append((enhanced.clamp(0, 1) * PIXEL_MAX).round().to(torch.uint8))
+            outputs.append(quantize(enhanced, 8))
             positions.append(idx.to(accelerator.device))
         raw_model.train()
         gathered = accelerator.gather(torch.cat(outputs)).cpu()
@@ -535,13 +533,13 @@ def main(argv: list[str] | None = None) -> None:
 
         raw_model.eval()
         inputs = torch.stack([datasets["backlit_enhance"][i][0] for i in validation_indices]).to(accelerator.device)
-        inputs = inputs.float() / PIXEL_MAX
+        inputs = inputs.float() / EIGHT_BIT_MAX
         outputs = raw_model(inputs).reconstruction.float().clamp(0, 1)
         raw_model.train()
         grid = image_grid([inputs, outputs]).cpu()
         samples = output_dir / "samples"
         samples.mkdir(exist_ok=True)
-        array = (grid.permute(1, 2, 0) * PIXEL_MAX).round().to(torch.uint8).numpy()
+        array = quantize(grid.permute(1, 2, 0), 8).numpy()
         Image.fromarray(array).save(samples / f"step_{progress.global_step:07d}.png")
         for tracker in accelerator.trackers:
             if tracker.name == "tensorboard":
@@ -646,10 +644,10 @@ training arguments.
 
 ```python
 from PIL import Image
-from cliplit import CLIPLITModel
+import cliplit
 
-model = CLIPLITModel.from_pretrained("{args.hub_model_id or output_dir}")
-model.enhance(Image.open("backlit.jpg")).save("enhanced.png")
+model = cliplit.CLIPLITModel.from_pretrained("{args.hub_model_id or output_dir}")
+cliplit.enhance(model, Image.open("backlit.jpg")).save("enhanced.png")
 ```
 """
     (output_dir / "README.md").write_text(card)
@@ -658,6 +656,6 @@ model.enhance(Image.open("backlit.jpg")).save("enhanced.png")
 if __name__ == "__main__":
     try:
         main()
-    except DataError as err:
+    except CLIPLITError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,38 @@
+"""The engine's settings: names, defaults and checks, importable without torch (the CLI's `--help` and
+option checks use them before anything heavy is loaded)."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import SettingsError
+from ..model.architecture import check_strength
+
+MODES = ("exact", "fast")
+DEFAULT_MODE = "exact"
+PRECISION_NAMES = ("fp32", "fp16", "bf16")
+DEFAULT_PRECISION = "fp32"
+FAST_DOWNSCALE = 4  # fast mode: the network runs on (H / 4) x (W / 4) pixels
+MIN_TILE_SIZE = 16  # smallest tile a user may ask for (smaller tiles are nearly all halo)
+
+
+def check_settings(mode: str = DEFAULT_MODE, tile_size: int | None = None, fast_downscale: float = FAST_DOWNSCALE,
+                   strength: float | None = None) -> None:
+    """Raise `SettingsError` for a setting the engine cannot run with (before any model is loaded)."""
+    if mode not in MODES:
+        raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int)
+                                  or (tile_size != 0 and tile_size < MIN_TILE_SIZE)):
+        raise SettingsError(f"tile size must be 0 (whole image) or at least {MIN_TILE_SIZE}, got {tile_size!r}")
+    if isinstance(fast_downscale, bool) or not (isinstance(fast_downscale, (int, float))
+                                                and math.isfinite(fast_downscale) and fast_downscale >= 1):
+        raise SettingsError(f"fast-mode downscale must be a number >= 1 (1: full resolution), got {fast_downscale!r}")
+    if strength is not None:
+        try:
+            check_strength(strength)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+
+
+__all__ = ["DEFAULT_MODE", "DEFAULT_PRECISION", "FAST_DOWNSCALE", "MIN_TILE_SIZE", "MODES", "PRECISION_NAMES",
+           "check_settings"]

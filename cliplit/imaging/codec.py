@@ -1,0 +1,180 @@
+"""Images in memory <-> `DecodedImage`: RGB float pixels in [0, 1] plus what is needed to give the user
+back what they gave (alpha, bit depth, grayscale).
+
+CLIP-LIT needs no resizing or normalization: the network takes RGB in [0, 1] at full resolution.
+What matters is reading every mode the way a photographer expects:
+
+- EXIF orientation is applied;
+- L / I;16 (grayscale) are enhanced as gray RGB and come back grayscale;
+- LA / RGBA / PA / P-with-transparency: the alpha channel is kept aside and put back unchanged;
+- P, CMYK, YCbCr, LAB, HSV, 1: converted to RGB;
+- 16-bit data (I;16, 16-bit RGB PNG/TIFF read through `cliplit.imaging.files`, uint16 arrays) keeps
+  its precision: it is scaled by 1/65535 and written back as 16-bit.
+
+`quantize` is the one 8/16-bit quantizer of cliplit (inference outputs and training results alike).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+EIGHT_BIT_MAX = 255
+SIXTEEN_BIT_MAX = 65535
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
+
+
+@dataclass
+class DecodedImage:
+    """
+    An image ready for the network, with what is needed to write it back as the user expects.
+
+    Attributes:
+        pixels: (H, W, 3) float32 RGB in [0, 1].
+        alpha: (H, W) float32 in [0, 1], or None when the image has no alpha channel.
+        bit_depth: 8 or 16: the precision of the source, used for the output.
+        grayscale: True when the source was single-channel (the output is written single-channel).
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    grayscale: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL reports it."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def max_value(bit_depth: int) -> int:
+    """The largest code of an integer image of `bit_depth` (8 or 16) bits."""
+    return SIXTEEN_BIT_MAX if bit_depth == 16 else EIGHT_BIT_MAX
+
+
+def quantize(values, bit_depth: int = 8):
+    """
+    [0, 1] floats (numpy array or torch tensor) to uint8 / uint16 codes, rounding as
+    floor(x * max + 0.5) like torchvision's `save_image` (and the authors' saved outputs).
+    """
+    maximum = max_value(bit_depth)
+    if isinstance(values, np.ndarray):
+        return np.floor(np.clip(values, 0.0, 1.0) * maximum + 0.5).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    import torch
+
+    codes = torch.floor(values.clamp(0, 1) * maximum + 0.5)
+    return codes.to(torch.int32 if bit_depth == 16 else torch.uint8)
+
+
+def _scale_integer_array(array: np.ndarray) -> tuple[np.ndarray, int]:
+    """An integer or float array to float32 in [0, 1] and its bit depth (8 or 16)."""
+    if array.dtype == np.uint8 or array.dtype == np.bool_:
+        return array.astype(np.float32) / (1 if array.dtype == np.bool_ else EIGHT_BIT_MAX), 8
+    if np.issubdtype(array.dtype, np.integer):
+        return np.clip(array.astype(np.float32) / SIXTEEN_BIT_MAX, 0.0, 1.0), 16
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(array.astype(np.float32), 0.0, 1.0), 8
+    raise ValueError(f"unsupported array dtype {array.dtype}")
+
+
+def decode_array(array: np.ndarray) -> DecodedImage:
+    """
+    An (H, W), (H, W, 1|2|3|4) array to a `DecodedImage`. uint8 is 8-bit, uint16 is 16-bit, floats
+    are taken as [0, 1]. Two channels are gray + alpha; four are RGB + alpha.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an (H, W) or (H, W, 1-4) array, got shape {array.shape}")
+    values, bit_depth = _scale_integer_array(array)
+    channels = array.shape[2]
+    grayscale = channels in (1, 2)
+    color = values[:, :, :1].repeat(3, axis=2) if grayscale else values[:, :, :3]
+    alpha = values[:, :, -1] if channels in (2, 4) else None
+    return DecodedImage(np.ascontiguousarray(color), alpha, bit_depth, grayscale)
+
+
+def decode_pil(image: Image.Image) -> DecodedImage:
+    """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied)."""
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in SIXTEEN_BIT_GRAY_MODES:
+        return decode_array(np.asarray(image).astype(np.uint16 if mode != "I" else np.int64))
+    if mode == "F":
+        return decode_array(np.asarray(image, dtype=np.float32))
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in PREMULTIPLIED_MODES:
+        image = image.convert(PREMULTIPLIED_MODES[mode])
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return decode_array(np.asarray(image))
+    grayscale = image.mode in GRAY_MODES
+    return decode_array(np.asarray(image.convert("L" if grayscale else "RGB")))
+
+
+def _is_tensor(image) -> bool:
+    torch = sys.modules.get("torch")  # an image can only be a tensor if torch is already loaded
+    return torch is not None and isinstance(image, torch.Tensor)
+
+
+def decode_tensor(tensor) -> DecodedImage:
+    """A (C, H, W) float tensor in [0, 1] (C = 1, 2, 3 or 4) to a `DecodedImage`."""
+    if tensor.ndim != 3:
+        raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+    tensor = tensor.detach().to("cpu")
+    if tensor.is_floating_point() and tensor.element_size() < 4:  # half precision: numpy has no bfloat16
+        tensor = tensor.float()
+    array = tensor.permute(1, 2, 0).numpy()
+    return decode_array(array)
+
+
+def decode_image(image) -> DecodedImage:
+    """PIL image, numpy array (H, W[, C]) or tensor (C, H, W) to a `DecodedImage`."""
+    if isinstance(image, DecodedImage):
+        return image
+    if isinstance(image, Image.Image):
+        return decode_pil(image)
+    if _is_tensor(image):
+        return decode_tensor(image)
+    if isinstance(image, np.ndarray):
+        return decode_array(image)
+    raise TypeError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+
+
+def encode_array(decoded: DecodedImage) -> np.ndarray:
+    """A `DecodedImage` to an integer array (H, W[, C]) with the source's channels and bit depth."""
+    color = decoded.pixels[:, :, :1] if decoded.grayscale else decoded.pixels
+    channels = [color] if decoded.alpha is None else [color, decoded.alpha[:, :, None]]
+    array = quantize(np.concatenate(channels, axis=2), decoded.bit_depth)
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def encode_pil(decoded: DecodedImage) -> Image.Image:
+    """
+    A `DecodedImage` to a PIL image with the source's mode family (L, LA, RGB, RGBA, or I;16 for 16-bit gray).
+    PIL cannot hold 16-bit colour: such images are returned at 8 bits; use `encode_array` or
+    `cliplit.imaging.files.write_image` to keep 16 bits.
+    """
+    if decoded.bit_depth == 16 and decoded.grayscale and decoded.alpha is None:
+        return Image.fromarray(encode_array(decoded))  # uint16 (H, W) -> "I;16"
+    return Image.fromarray(encode_array(DecodedImage(decoded.pixels, decoded.alpha, 8, decoded.grayscale)))
+
+
+__all__ = [
+    "DecodedImage",
+    "EIGHT_BIT_MAX",
+    "SIXTEEN_BIT_MAX",
+    "decode_array",
+    "decode_image",
+    "decode_pil",
+    "encode_array",
+    "encode_pil",
+    "max_value",
+    "quantize",
+]

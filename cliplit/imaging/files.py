@@ -1,0 +1,114 @@
+"""Reading and writing image files without losing what the user gave: 16-bit colour, alpha, orientation.
+
+Pillow reads most formats but truncates 16-bit colour PNG/TIFF to 8 bits and cannot write it; those
+go through OpenCV (imported only for them). Every read failure is an `ImageReadError` whose message
+names the file and the reason. Outputs are written to a temporary file in the target's folder and
+then renamed, so an interrupted run never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageReadError, display_name
+from .codec import DecodedImage, decode_array, decode_pil, encode_array, encode_pil
+
+EXIF_ORIENTATION_TAG = 0x0112
+SIXTEEN_BIT_RAWMODE_MARK = ";16"
+COLOR_MODES = ("RGB", "RGBA")
+OUTPUT_SUFFIX = ".png"
+PARTIAL_MARK = ".partial"
+
+
+def image_extensions() -> set[str]:
+    """File extensions (lower case, with the dot) of every format this Pillow can open."""
+    Image.init()
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _orient(array: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, C) array, as PIL's `exif_transpose` does."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    transform = transforms.get(orientation or 1)
+    return np.ascontiguousarray(transform(array)) if transform else array
+
+
+def _is_sixteen_bit_color(image: Image.Image) -> bool:
+    return image.mode in COLOR_MODES and any(SIXTEEN_BIT_RAWMODE_MARK in str(tile.args) for tile in image.tile)
+
+
+def _read_sixteen_bit_color(path: Path, orientation: int | None) -> DecodedImage:
+    import cv2
+
+    array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint16 or array.ndim != 3:
+        raise ImageReadError(f"{display_name(path)}: cannot decode this 16-bit colour image")
+    order = [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]  # OpenCV holds BGR(A)
+    return decode_array(_orient(array[:, :, order], orientation))
+
+
+def read_image(path: str | os.PathLike) -> DecodedImage:
+    """Read an image file into a `DecodedImage`; raises `ImageReadError` naming the file and the reason."""
+    path = Path(path)
+    name = display_name(path)
+    if not path.exists():
+        raise ImageReadError(f"{name}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{name}: is a folder, not an image")
+    try:
+        with Image.open(path) as image:
+            if _is_sixteen_bit_color(image):
+                return _read_sixteen_bit_color(path, image.getexif().get(EXIF_ORIENTATION_TAG))
+            image.load()
+            return decode_pil(image)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not an image (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"{name}: too large to read safely ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = str(error) or type(error).__name__
+        if "truncated" in reason or "broken data stream" in reason:
+            reason = f"truncated or corrupt image data ({reason})"
+        raise ImageReadError(f"{name}: cannot read image: {reason}") from None
+
+
+def write_image(path: str | os.PathLike, image: DecodedImage) -> None:
+    """
+    Write a `DecodedImage` as PNG with its source's channels and bit depth (16-bit colour via OpenCV),
+    atomically: into a temporary file beside `path`, then renamed over it.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{OUTPUT_SUFFIX}")
+    try:
+        _write_png(partial, image)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_png(path: Path, image: DecodedImage) -> None:
+    if image.bit_depth == 16:
+        import cv2
+
+        array = encode_array(image)
+        if array.ndim == 3:
+            array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]
+        if not cv2.imwrite(os.fspath(path), array):
+            raise OSError(f"{display_name(path)}: could not write the image")
+        return
+    encode_pil(image).save(path, format="PNG")
+
+
+__all__ = ["image_extensions", "read_image", "write_image", "OUTPUT_SUFFIX"]

@@ -1,0 +1,161 @@
+"""Enhancing many files: expanding inputs, naming outputs safely, and keeping the device busy.
+
+Reading the next image and writing the previous result run in threads while the network runs
+(Pillow, OpenCV and PyTorch release the GIL), so decoding and encoding overlap with compute.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CLIPLITError, display_name, first_line
+from ..imaging.codec import DecodedImage
+from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
+
+GLOB_CHARACTERS = "*?["
+PREFETCH_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the output file it will be written to."""
+
+    source: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be processed, with a one-line reason that names the file."""
+
+    source: str
+    message: str
+
+
+def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path], list[Failure]]:
+    """
+    Files, folders (their image files, sorted) and glob patterns -> (files in order, without
+    duplicates; failures for inputs that match nothing).
+    """
+    extensions = image_extensions()
+    files: list[Path] = []
+    failures: list[Failure] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in extensions)
+            if not found:
+                failures.append(Failure(item, f"{display_name(item)}: folder holds no image files"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif any(ch in item for ch in GLOB_CHARACTERS):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                failures.append(Failure(item, f"{display_name(item)}: pattern matches no file"))
+            files.extend(found)
+        else:
+            failures.append(Failure(item, f"{display_name(item)}: no such file or folder"))
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    by_resolved = {p.resolve(): p for p in files}
+    return [by_resolved[p] for p in unique], failures
+
+
+def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> tuple[list[Job], list[Failure]]:
+    """
+    Name each output `<stem>.png` in `output_dir`. Never targets an input file; two inputs with the same
+    stem get `<stem>.<ext>.png` for the later ones; an existing output is kept unless `overwrite`.
+    """
+    inputs = {p.resolve() for p in files}
+    taken: set[Path] = set()
+    jobs, failures = [], []
+    for source in files:
+        target = output_dir / f"{source.stem}{OUTPUT_SUFFIX}"
+        if target.resolve() in taken:
+            target = output_dir / f"{source.stem}{source.suffix.lower()}{OUTPUT_SUFFIX}"
+        resolved = target.resolve()
+        name, output = display_name(source), display_name(target)
+        if resolved in inputs:
+            failures.append(Failure(str(source), f"{name}: output {output} would overwrite an input; choose another --output"))
+        elif resolved in taken:
+            failures.append(Failure(str(source), f"{name}: output {output} would collide with another output"))
+        elif target.exists() and not overwrite:
+            failures.append(Failure(str(source), f"{name}: output {output} exists (pass --overwrite to replace it)"))
+        else:
+            taken.add(resolved)
+            jobs.append(Job(source, target))
+    return jobs, failures
+
+
+def run_jobs(
+    jobs: list[Job],
+    enhance: Callable[[DecodedImage], DecodedImage],
+    on_done: Callable[[Job, Failure | None], None] | None = None,
+) -> list[Failure]:
+    """
+    Read, enhance and write every job, overlapping reading and writing with `enhance`. A file that
+    fails is reported (one line) and the rest go on. Returns the failures.
+    """
+    failures: list[Failure] = []
+
+    def finish(job: Job, failure: Failure | None) -> None:
+        if failure is not None:
+            failures.append(failure)
+        if on_done is not None:
+            on_done(job, failure)
+
+    with ThreadPoolExecutor(max_workers=PREFETCH_IMAGES, thread_name_prefix="cliplit-io") as pool:
+        pending_writes: list[tuple[Job, Future]] = []
+        for job, read in _prefetch(pool, jobs):
+            try:
+                image = read.result()
+                enhanced = enhance(image)
+            except CLIPLITError as error:
+                finish(job, Failure(str(job.source), str(error)))
+                continue
+            except (RuntimeError, ValueError, MemoryError) as error:
+                finish(job, Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}"))
+                continue
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            pending_writes.append((job, pool.submit(write_image, job.target, enhanced)))
+            pending_writes = _collect_writes(pending_writes, finish, wait=False)
+        _collect_writes(pending_writes, finish, wait=True)
+    return failures
+
+
+def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job]) -> Iterator[tuple[Job, Future]]:
+    """Yield (job, future of its decoded image), keeping `PREFETCH_IMAGES` reads in flight."""
+    queue: list[tuple[Job, Future]] = []
+    for job in jobs:
+        queue.append((job, pool.submit(read_image, job.source)))
+        if len(queue) > PREFETCH_IMAGES:
+            yield queue.pop(0)
+    yield from queue
+
+
+def _collect_writes(pending, finish, wait: bool):
+    remaining = []
+    for job, future in pending:
+        if not wait and not future.done():
+            remaining.append((job, future))
+            continue
+        try:
+            future.result()
+            finish(job, None)
+        except (OSError, ValueError) as error:
+            finish(job, Failure(str(job.source),
+                                f"{display_name(job.source)}: could not write {display_name(job.target)}: {first_line(error)}"))
+    return remaining
+
+
+def split_for_process(items: list, process_index: int, num_processes: int) -> list:
+    """The share of `items` for one of `num_processes` processes (round-robin, so sizes balance)."""
+    return items[process_index::num_processes]
+
+
+__all__ = ["Job", "Failure", "expand_inputs", "plan_jobs", "run_jobs", "split_for_process"]

@@ -1,0 +1,192 @@
+"""The `cliplit` command: `cliplit enhance ...`, `cliplit models`, `cliplit convert ...`.
+
+Errors are printed as one line (`error: <file>: <reason>`), never as a traceback. Under
+`accelerate launch` (or torchrun), `enhance` splits the files across the processes and GPUs.
+This module imports neither torch nor transformers at import time: `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
+from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
+
+DEFAULT_OUTPUT_DIR = "enhanced"
+EXIT_FAILURE = 1
+MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
+              f"folder, an authors' .pth file or a Hub repo id (default: $CLIPLIT_MODEL, else {DEFAULT_MODEL_NAME})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cliplit",
+        description="CLIP-LIT backlit image enhancement (Liang et al., ICCV 2023).",
+    )
+    parser.add_argument("--version", action="version", version=f"cliplit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    enhance = commands.add_parser("enhance", help="enhance image files, folders or glob patterns")
+    enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or glob patterns (quote them)")
+    enhance.add_argument("--model", "-m", default=None, help=MODEL_HELP)
+    enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
+    enhance.add_argument("--strength", type=_strength, default=None, help="0 = unchanged, 1 = published result (default: the model's)")
+    enhance.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    enhance.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
+                         help="exact: the published network's pixels (default); fast: the scale-matched network at 1/F resolution (docs/fast-mode.md)")
+    enhance.add_argument("--fast-downscale", type=_fast_downscale, default=FAST_DOWNSCALE, metavar="F",
+                         help=f"fast mode: run the network at 1/F resolution (default {FAST_DOWNSCALE}; 3: closer to exact, 6: faster)")
+    enhance.add_argument("--tile-size", type=_tile_size, default=None, metavar="N",
+                         help=f"process in exact tiles of N x N pixels, N >= {MIN_TILE_SIZE} (0: whole image; default: chosen from the image size and free memory)")
+    enhance.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_NAMES,
+                         help="network precision (default fp32, the exact one; fp16/bf16 are for GPUs)")
+    enhance.add_argument("--compile", action="store_true", help="torch.compile the network (slow first image; pays off on many images)")
+    enhance.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of folder inputs")
+    enhance.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (inputs are never replaced)")
+    enhance.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    commands.add_parser("models", help="list the published models that --model takes by name, and which are cached")
+
+    convert = commands.add_parser("convert", help="convert an authors' .pth checkpoint into a from_pretrained folder")
+    convert.add_argument("checkpoint", metavar="CHECKPOINT.pth")
+    convert.add_argument("output_dir", metavar="OUTPUT_DIR")
+    convert.add_argument("--padding-mode", default="reflect", choices=["reflect", "zeros"],
+                         help="padding of the 3x3 convolutions: reflect (the published network) or zeros")
+    convert.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT_DIR")
+    convert.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the folder to this Hub repo")
+    return parser
+
+
+def _at_least(minimum: float, meaning: str, whole: bool = False):
+    """An argparse type: a finite number (a whole number if `whole`) >= `minimum`; `meaning` explains the bound."""
+
+    def parse(text: str):
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if whole else ''}number: {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum:g} ({meaning}), got {text}")
+        return value
+
+    return parse
+
+
+_strength = _at_least(0, "0: unchanged, 1: published result")
+_fast_downscale = _at_least(1, "1: full resolution")
+_whole_tile_size = _at_least(0, "0: whole image", whole=True)
+
+
+def _tile_size(text: str) -> int:
+    value = _whole_tile_size(text)
+    if 0 < value < MIN_TILE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be 0 (whole image) or at least {MIN_TILE_SIZE}, got {value}")
+    return value
+
+
+def run_enhance(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..engine.enhancer import Enhancer
+    from ..engine.runtime import configure_cpu, physical_cores, resolve_device
+    from ..model.loading import load_network
+    from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
+
+    device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
+    files, failures = expand_inputs(args.inputs, recursive=args.recursive)
+    jobs, plan_failures = plan_jobs(files, Path(args.output), overwrite=args.overwrite)
+    failures += plan_failures
+    process_index, num_processes = 0, 1
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        # Without CUDA (or with --device cpu) accelerate must be told: its CPU processes form a group only then.
+        state = PartialState(cpu=device.type == "cpu" or not torch.cuda.is_available())
+        process_index, num_processes, device = state.process_index, state.num_processes, state.device
+        jobs = split_for_process(jobs, process_index, num_processes)
+        failures = failures if state.is_main_process else []
+    for failure in failures:
+        print(f"error: {failure.message}", file=sys.stderr)
+    if not jobs:
+        if process_index == 0 and not failures:
+            print("error: nothing to enhance", file=sys.stderr)
+        return EXIT_FAILURE if failures or process_index == 0 else 0
+
+    network = load_network(args.model)
+    if device.type == "cpu":
+        configure_cpu(max(1, physical_cores() // num_processes))
+    enhancer = Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size,
+                        precision=args.precision, device=device, compile=args.compile,
+                        fast_downscale=args.fast_downscale)
+    del network  # the enhancer holds its own prepared copy
+    progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
+
+    def report(job, failure):
+        if failure is not None:
+            progress.write(f"error: {failure.message}", file=sys.stderr)
+        progress.update(1)
+
+    run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report)
+    progress.close()
+    if num_processes > 1:
+        print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
+              f"{len(run_failures)} failed", file=sys.stderr)
+    return EXIT_FAILURE if failures or run_failures else 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from ..model.loading import cache_dir, is_cached
+
+    print(f"{'name':<26} {'cached':<7} trained with")
+    for model in PUBLISHED_MODELS.values():
+        default = " (default)" if model.name == DEFAULT_MODEL_NAME else ""
+        print(f"{model.name + default:<26} {'yes' if is_cached(model) else 'no':<7} {model.trained_with}")
+        print(f"{'':<34} source: {model.url}")
+    print(f"cache: {cache_dir()} (downloaded once, sha256-checked, converted to safetensors)")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from ..model.configuration_cliplit import CLIPLITConfig
+    from ..model.conversion import convert_checkpoint
+
+    folder = convert_checkpoint(
+        args.checkpoint, args.output_dir, CLIPLITConfig(padding_mode=args.padding_mode), overwrite=args.overwrite
+    )
+    print(f"wrote {folder} (config.json, model.safetensors, preprocessor_config.json)")
+    if args.push_to_hub:
+        from ..model.loading import load_image_processor, load_model
+
+        load_model(folder).push_to_hub(args.push_to_hub)
+        load_image_processor(folder).push_to_hub(args.push_to_hub)
+        print(f"pushed to https://huggingface.co/{args.push_to_hub}")
+    return 0
+
+
+COMMANDS = {"enhance": run_enhance, "models": run_models, "convert": run_convert}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import CLIPLITError
+
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
+    try:
+        return COMMANDS[args.command](args)
+    except CLIPLITError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""From what a user names as a model to a network: a published model's short name (`clip-lit`,
+`rave-unpaired`, ...), a `from_pretrained` folder, an authors' `.pth` file, a Hub repo id, or nothing
+(the default model).
+
+- Short names (`cliplit.model.catalog`) are downloaded once from the authors' repositories, checked
+  against their published sha256, converted to a `from_pretrained` folder and cached in
+  `$CLIPLIT_CACHE` (else `$XDG_CACHE_HOME/cliplit`, else `~/.cache/cliplit`).
+- A name that looks like a path (absolute, `./`, `~`, a checkpoint suffix, or anything that is neither
+  a short name nor an `org/name` Hub id) and names nothing on disk fails at once.
+- With `HF_HUB_OFFLINE=1` nothing touches the network: Hub ids resolve from the Hugging Face cache and
+  short names from ours, or fail with one line that says what is missing.
+
+`load_network` gives the plain-PyTorch `CLIPLITNetwork` the engine runs (no transformers import);
+`load_model` gives the transformers `CLIPLITModel`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.request
+from pathlib import Path
+
+from ..errors import CheckpointError, CLIPLITError, ModelNotFoundError, display_name, first_line
+from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, WEIGHTS_FILE
+from .catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS, PublishedModel
+
+MODEL_ENV_VAR = "CLIPLIT_MODEL"
+CACHE_ENV_VAR = "CLIPLIT_CACHE"
+OFFLINE_ENV_VAR = "HF_HUB_OFFLINE"
+DOWNLOADS_DIRNAME = "downloads"
+HASH_CHUNK_BYTES = 1 << 20
+DOWNLOAD_TIMEOUT_S = 60
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, PROCESSOR_FILE]
+TRUE_VALUES = ("1", "true", "yes", "on")
+
+
+def cache_dir() -> Path:
+    """Where published models are kept: $CLIPLIT_CACHE, else $XDG_CACHE_HOME/cliplit, else ~/.cache/cliplit."""
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cliplit"
+
+
+def offline() -> bool:
+    """True when `HF_HUB_OFFLINE` is set: nothing may touch the network."""
+    return os.environ.get(OFFLINE_ENV_VAR, "").strip().lower() in TRUE_VALUES
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_complete_folder(folder: Path) -> bool:
+    """A `from_pretrained` folder: config and weights present."""
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+
+
+# ------------------------------------------------------------------------------------ published models
+def published_folder(model: PublishedModel) -> Path:
+    """Where the converted folder of a published model is cached (whether or not it is there yet)."""
+    return cache_dir() / model.name
+
+
+def is_cached(model: PublishedModel) -> bool:
+    return is_complete_folder(published_folder(model))
+
+
+def download(url: str, destination: Path, sha256: str) -> None:
+    """
+    Fetch `url` into `destination`, checked against `sha256`: written to a partial file beside it and
+    renamed only when complete and correct, so an interrupted or wrong download leaves nothing behind.
+    """
+    if offline():
+        raise ModelNotFoundError(f"{url}: not downloaded: {OFFLINE_ENV_VAR} is set and the file is not cached")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as handle:
+            for chunk in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
+        os.replace(partial, destination)
+    except OSError as error:
+        raise ModelNotFoundError(
+            f"{url}: could not download ({first_line(error)}); offline, pass --model PATH "
+            f"(an authors' .pth file or a from_pretrained folder) or set {MODEL_ENV_VAR}"
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def published_model_folder(name: str) -> Path:
+    """The cached `from_pretrained` folder of a published model, downloaded, checked and converted on first use."""
+    from .conversion import convert_checkpoint
+
+    model = PUBLISHED_MODELS[name]
+    folder = published_folder(model)
+    if is_complete_folder(folder):
+        return folder
+    checkpoint = cache_dir() / DOWNLOADS_DIRNAME / model.filename
+    if not checkpoint.is_file() or sha256_of(checkpoint) != model.sha256:
+        download(model.url, checkpoint, model.sha256)
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    convert_checkpoint(checkpoint, staging, overwrite=True)
+    if folder.exists():  # an incomplete folder from an older run
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------ any model spec
+def looks_like_path(spec: str) -> bool:
+    """Whether `spec` can only be meant as a file or folder (not a short name, not an `org/name` Hub id)."""
+    return (
+        os.path.isabs(spec)
+        or spec.startswith((".", "~"))
+        or "\\" in spec
+        or spec.lower().endswith(AUTHOR_CHECKPOINT_SUFFIXES + (".safetensors", ".json"))
+        or not HUB_ID.match(spec)
+    )
+
+
+def locate_model(spec: str | os.PathLike | None = None) -> Path:
+    """
+    The local folder (`from_pretrained` layout) or authors' checkpoint file that `spec` names, fetching
+    it first when it is a short name or a Hub id. `spec` None: $CLIPLIT_MODEL, else the default model.
+    """
+    if spec is None or os.fspath(spec) == "":
+        spec = os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_NAME
+    spec = os.fspath(spec)
+    if spec in PUBLISHED_MODELS:
+        return published_model_folder(spec)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    if looks_like_path(spec):
+        known = ", ".join(PUBLISHED_MODELS)
+        raise ModelNotFoundError(f"{display_name(spec)}: no such folder or file (nor a published model name: {known})")
+    return _hub_snapshot(spec)
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=offline()))
+    except Exception as error:  # noqa: BLE001 - huggingface_hub raises many types for a missing repo
+        where = f"not in the Hugging Face cache and {OFFLINE_ENV_VAR} is set" if offline() else first_line(error)
+        raise ModelNotFoundError(f"{display_name(repo_id)}: no such folder or file, and no Hub model ({where})") from None
+
+
+def load_network(spec: str | os.PathLike | None = None, device=None):
+    """
+    The `CLIPLITNetwork` (plain PyTorch, eval mode) that `spec` names (see `locate_model`), on `device`.
+    Loading a folder imports no transformers. Raises `CLIPLITError` with a one-line message when it cannot.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from .architecture import ArchitectureConfig
+    from .conversion import check_weights, network_from_author_checkpoint
+    from .network import CLIPLITNetwork
+
+    path = locate_model(spec)
+    if path.is_file():
+        network = network_from_author_checkpoint(path)
+    else:
+        network = CLIPLITNetwork(ArchitectureConfig.from_folder(path))
+        weights = path / WEIGHTS_FILE
+        try:
+            state_dict = load_file(weights)
+        except FileNotFoundError:
+            raise CheckpointError(f"{display_name(weights)}: no such file") from None
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
+            raise CheckpointError(f"{display_name(weights)}: not a readable safetensors file ({first_line(error)})") from None
+        check_weights(state_dict, network.state_dict(), display_name(weights))
+        with torch.no_grad():
+            network.load_state_dict(state_dict, strict=True)
+        network.eval()
+    return network.to(device) if device is not None else network
+
+
+def load_model(spec: str | os.PathLike | None = None, device=None, **config_overrides):
+    """
+    The transformers `CLIPLITModel` (eval mode) that `spec` names (see `locate_model`), on `device`;
+    `config_overrides` change the configuration (for example `default_strength=0.8`). Its weights are
+    copied into fresh (aligned) memory, so it computes bit-identically to the model that was saved.
+    """
+    import torch
+
+    from .configuration_cliplit import CLIPLITConfig
+    from .conversion import model_from_author_checkpoint
+    from .modeling_cliplit import CLIPLITModel
+
+    path = locate_model(spec)
+    if path.is_file():
+        try:
+            model = model_from_author_checkpoint(path, CLIPLITConfig(**config_overrides))
+        except ValueError as error:
+            raise CheckpointError(f"{display_name(path)}: {first_line(error)}") from None
+    else:
+        try:
+            from .architecture import ArchitectureConfig
+
+            ArchitectureConfig.from_folder(path)  # one-line errors for a config of another model or bad values
+            model = CLIPLITModel.from_pretrained(path, **config_overrides)
+        except CLIPLITError:
+            raise
+        except (OSError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{display_name(path)}: cannot load a CLIP-LIT model ({first_line(error)})") from None
+        with torch.no_grad():
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                tensor.data = tensor.data.clone()  # own, aligned memory instead of safetensors' memory map
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def load_image_processor(spec: str | os.PathLike | None = None):
+    """The image processor saved with a model, or the default one (CLIP-LIT needs no settings)."""
+    from .image_processing_cliplit import CLIPLITImageProcessor
+
+    path = locate_model(spec) if spec is not None else None
+    if path is not None and (path / PROCESSOR_FILE).is_file():
+        return CLIPLITImageProcessor.from_pretrained(path)
+    return CLIPLITImageProcessor()
+
+
+__all__ = [
+    "CACHE_ENV_VAR",
+    "MODEL_ENV_VAR",
+    "cache_dir",
+    "is_cached",
+    "load_image_processor",
+    "load_model",
+    "load_network",
+    "locate_model",
+    "published_model_folder",
+    "sha256_of",
+]

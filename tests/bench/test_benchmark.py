@@ -1,0 +1,36 @@
+"""bench/benchmark.py runs every mode it is given and compares each with the baseline measured in the same run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+
+pytestmark = pytest.mark.reference
+
+BENCHMARK = REPO_ROOT / "bench" / "benchmark.py"
+ROW = re.compile(r"^(\S+)\s+([\d.]+) MP/s .* max diff (\d+) levels, min PSNR (\S+) dB")
+
+
+def test_benchmark_prints_a_row_per_mode_with_its_fidelity_against_the_baseline(tmp_path):
+    rng = np.random.default_rng(0)
+    for index, (height, width) in enumerate([(40, 56), (33, 47)]):
+        Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8)).save(tmp_path / f"img{index}.png")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--model", str(ENHANCEMENT_CHECKPOINT), "--images", str(tmp_path),
+         "--modes", "exact", "fast@2", "baseline"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {match[1]: match for match in map(ROW.match, result.stdout.splitlines()) if match}
+    assert set(rows) == {"baseline", "exact", "fast@2"}
+    assert all(float(row[2]) > 0 for row in rows.values())
+    assert int(rows["baseline"][3]) == 0 and int(rows["exact"][3]) <= 1  # exact mode: the baseline's pixels
+    assert float(rows["fast@2"][4]) < float(rows["exact"][4])  # fast mode is an approximation

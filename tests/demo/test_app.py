@@ -1,0 +1,216 @@
+"""The demo app (`app.py`): launched on localhost and called through `gradio_client`, as a Space is."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CLIPLIT_REFERENCE, ENHANCEMENT_CHECKPOINT as CHECKPOINT, REPO_ROOT, require_reference
+
+PHOTO = CLIPLIT_REFERENCE / "images" / "c5b8b4070688114c602b27933c6699b6.jpg"  # the smallest (564x845)
+LOCALHOST = "127.0.0.1"
+SMALL_SIDE = 96  # a quick request after the bad ones
+
+needs_reference = pytest.mark.reference
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_model_dir(tmp_path_factory) -> Path:
+    from cliplit.model.conversion import convert_checkpoint
+
+    require_reference()
+    return convert_checkpoint(CHECKPOINT, tmp_path_factory.mktemp("app-model") / "model")
+
+
+@contextlib.contextmanager
+def running_app(model_dir: Path, **build_options):
+    """Launch `app.build_demo` on a free localhost port; yields its URL and closes it afterwards."""
+    import app
+    from cliplit.model.loading import load_model
+
+    demo = app.build_demo(load_model(model_dir, device="cpu"), **build_options)
+    port = free_port()
+    demo.launch(server_name=LOCALHOST, server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options())
+    try:
+        yield f"http://{LOCALHOST}:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_model_dir):
+    with running_app(app_model_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def test_import_loads_no_model_and_launches_nothing():
+    code = "import app, sys; assert callable(app.build_demo) and callable(app.main); print('imported')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "imported"
+    assert "Running on" not in done.stdout + done.stderr
+
+
+def test_spaces_is_used_only_on_zero_gpu(tmp_path):
+    fake = tmp_path / "spaces.py"  # stands in for Hugging Face's `spaces` package
+    fake.write_text(
+        "WRAPPED = []\n"
+        "def GPU(duration=None):\n"
+        "    def wrap(fn):\n"
+        "        WRAPPED.append(duration)\n"
+        "        return fn\n"
+        "    return wrap\n"
+    )
+    code = (
+        "import sys, app\n"
+        "enhancer = app.DemoEnhancer(model=None)\n"
+        "print(app.ZERO_GPU, getattr(sys.modules.get('spaces'), 'WRAPPED', None) or [])\n"
+    )
+    outputs = {}
+    for marker in ("", "true"):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)]), "SPACES_ZERO_GPU": marker}
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs[marker] = done.stdout.strip().splitlines()[-1]
+    assert outputs[""] == "False []"  # gradio may import an installed `spaces`; the app wraps nothing
+    assert outputs["true"] == "True [60]"
+
+
+@needs_reference
+def test_enhance_endpoint_gives_the_cli_pixels(client, app_model_dir, tmp_path):
+    from gradio_client import handle_file
+
+    result = client.predict(handle_file(str(PHOTO)), api_name="/enhance")  # strength left out: the default
+    assert Path(result).suffix == ".png"
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "cliplit", "enhance", str(PHOTO), "--model", str(app_model_dir),
+         "--output", str(tmp_path), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr
+    expected = pixels(tmp_path / f"{PHOTO.stem}.png")
+    got = pixels(result)
+    assert got.shape == expected.shape == (845, 564, 3)
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_reference
+def test_strength_is_passed_through(client, tmp_path):
+    from gradio_client import handle_file
+
+    small = tmp_path / "small.png"
+    with Image.open(PHOTO) as image:
+        image.convert("RGB").resize((SMALL_SIDE, SMALL_SIDE)).save(small)
+    unchanged = pixels(client.predict(handle_file(str(small)), 0.0, api_name="/enhance"))
+    np.testing.assert_array_equal(unchanged, pixels(small))  # strength 0: I / L**0 = I
+    enhanced = pixels(client.predict(handle_file(str(small)), 1.0, api_name="/enhance"))
+    assert enhanced.astype(float).mean() > unchanged.astype(float).mean()  # a backlit photo gets brighter
+
+
+@needs_reference
+def test_bad_uploads_give_a_message_and_the_app_keeps_serving(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    text = tmp_path / "notes.png"
+    text.write_text("this is a text file, not an image\n")
+    with pytest.raises(AppError, match=r"notes\.png: not an image"):
+        client.predict(handle_file(str(text)), api_name="/enhance")
+
+    data = PHOTO.read_bytes()
+    truncated = tmp_path / "half.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AppError, match=r"half\.jpg: .*truncated"):
+        client.predict(handle_file(str(truncated)), api_name="/enhance")
+
+    small = tmp_path / "small.jpg"
+    with Image.open(PHOTO) as image:
+        image.resize((SMALL_SIDE, SMALL_SIDE)).save(small)
+    result = client.predict(handle_file(str(small)), api_name="/enhance")
+    assert pixels(result).shape == (SMALL_SIDE, SMALL_SIDE, 3)
+
+
+@needs_reference
+def test_uploads_over_the_limits_are_refused_with_a_message(app_model_dir):
+    import app
+    from cliplit.model.loading import load_model
+
+    model = load_model(app_model_dir, device="cpu")
+    with pytest.raises(app.UploadError, match=r"\.jpg: the image is 0\.5 megapixels, over the 0\.1 MP limit"):
+        app.DemoEnhancer(model, max_megapixels=0.1).read(PHOTO)
+    with pytest.raises(app.UploadError, match=r"\.jpg: the file is .* MB, over the 0\.01 MB limit"):
+        app.DemoEnhancer(model, max_file_mb=0.01).read(PHOTO)
+    assert app.DemoEnhancer(model).read(PHOTO).size == (564, 845)
+
+
+def test_example_photos_are_ours_and_small():
+    import app
+
+    examples = sorted(app.EXAMPLES_DIR.glob("*.jpg"))
+    assert len(examples) >= 2
+    for path in examples:
+        assert path.stat().st_size < 300_000
+        with Image.open(path) as image:
+            assert min(image.size) >= 256
+    assert (app.EXAMPLES_DIR / "make_examples.py").is_file()
+
+
+def test_preview_is_a_reduced_enhancement(app_model_dir):
+    import app
+    from cliplit.model.loading import load_model
+
+    enhancer = app.DemoEnhancer(load_model(app_model_dir, device="cpu"))
+    example = app.EXAMPLES_DIR / "backlit_cat.jpg"
+    small, enhanced, illumination = enhancer.preview(example, 1.0)
+    assert max(small.size) == app.PREVIEW_MAX_SIDE
+    assert enhanced.size == small.size and illumination.shape == small.pixels.shape[:2]
+    assert 0.0 <= small.pixels.min() and small.pixels.max() <= 1.0
+    assert 0.0 <= enhanced.pixels.min() and enhanced.pixels.max() <= 1.0
+    assert enhanced.pixels.mean() > small.pixels.mean()  # the backlit example gets brighter
+
+
+def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(app_model_dir):
+    import app
+    from cliplit.engine.enhancer import Enhancer
+    from cliplit.imaging.codec import DecodedImage
+    from cliplit.imaging.files import read_image
+    from cliplit.model.loading import load_model
+
+    model = load_model(app_model_dir, device="cpu")
+    photo = read_image(PHOTO)
+    image = DecodedImage(np.ascontiguousarray(photo.pixels[:160, :192]))
+    enhancer = app.DemoEnhancer(model)
+    full, _ = enhancer.run_model(image, 1.0)
+    quick, _ = enhancer.run_model(image, 1.0, fast=True)
+    exact, _ = Enhancer(model).enhance_decoded(image, 1.0)
+    fast, _ = Enhancer(model, mode="fast").enhance_decoded(image, 1.0)
+    assert np.array_equal(full.pixels, exact.pixels)  # what the CLI computes
+    assert np.array_equal(quick.pixels, fast.pixels)
+    assert not np.array_equal(fast.pixels, exact.pixels)

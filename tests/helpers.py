@@ -1,0 +1,134 @@
+"""Test helpers shared by every test folder: random images, a tiny random CLIP (model + tokenizer), and
+synthetic backlit / well-lit scenes.
+
+Nothing here downloads: the CLIP is built from a small ``CLIPConfig`` with random weights, and the
+tokenizer from a hand-written byte-level BPE vocabulary, both written with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+TINY_HIDDEN = 32
+TINY_PROJECTION = 16
+TINY_LAYERS = 5
+TINY_HEADS = 2
+TINY_PATCH = 32
+TINY_IMAGE = 224
+TINY_CONTEXT = 77
+SEED = 0
+
+
+def random_pixels(height: int = 37, width: int = 53, seed: int = 0) -> torch.Tensor:
+    """Uniform noise: a (1, 3, H, W) float32 image in [0, 1]."""
+    return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def textured_pixels(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A smooth-plus-noise (1, 3, H, W) image in [0, 1], so that both flat and textured areas occur."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(height // 8, 2), max(width // 8, 2), generator=generator)
+    smooth = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return (0.7 * smooth + 0.3 * torch.rand(1, 3, height, width, generator=generator)).clamp(0, 1)
+
+
+def tiny_vocab() -> dict[str, int]:
+    """Byte-level BPE vocabulary with the special tokens, lowercase letters and their end-of-word forms."""
+    tokens = ["<|startoftext|>", "<|endoftext|>"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    tokens += letters + [f"{c}</w>" for c in letters]
+    return {tok: i for i, tok in enumerate(tokens)}
+
+
+def write_tiny_clip(folder: Path, seed: int = SEED) -> Path:
+    """Write a tiny random ``CLIPModel`` plus ``CLIPTokenizer`` to ``folder`` and return it."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    tokenizer.save_pretrained(folder)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": TINY_HIDDEN,
+            "intermediate_size": 2 * TINY_HIDDEN,
+            "num_hidden_layers": TINY_LAYERS,
+            "num_attention_heads": TINY_HEADS,
+            "max_position_embeddings": TINY_CONTEXT,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": TINY_HIDDEN,
+            "intermediate_size": 2 * TINY_HIDDEN,
+            "num_hidden_layers": TINY_LAYERS,
+            "num_attention_heads": TINY_HEADS,
+            "image_size": TINY_IMAGE,
+            "patch_size": TINY_PATCH,
+        },
+        projection_dim=TINY_PROJECTION,
+    )
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+SUBJECT_DARKENING = 0.25  # backlit subject = well-lit subject x this
+BACKGROUND_LIFT = 0.35  # backlit background = well-lit background pushed this far towards white
+
+
+def synthetic_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    One synthetic scene: (well-lit image, backlit image, subject mask), images float (size, size, 3)
+    in [0, 1], mask bool (size, size). The well-lit image is a smooth coloured background with a
+    textured subject (an ellipse); the backlit image darkens the subject and brightens the background.
+    """
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    background = np.stack([0.55 + 0.2 * rng.random() * np.sin(3 * xx + rng.random() * 6) for _ in range(3)], -1)
+    background = np.clip(background + 0.1 * yy[..., None], 0, 1)
+    cx, cy, rx, ry = rng.uniform(0.35, 0.65), rng.uniform(0.4, 0.7), rng.uniform(0.18, 0.3), rng.uniform(0.2, 0.32)
+    mask = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    colour = rng.uniform(0.35, 0.75, size=3)
+    texture = 0.1 * np.sin(20 * xx + rng.random() * 6)[..., None]
+    subject = np.clip(colour + texture, 0, 1)
+    welllit = np.where(mask[..., None], subject, background)
+    backlit_background = background + BACKGROUND_LIFT * (1 - background)
+    backlit = np.where(mask[..., None], SUBJECT_DARKENING * subject, backlit_background)
+    return welllit, backlit, mask
+
+
+def to_pil(array: np.ndarray) -> Image.Image:
+    """float (H, W, 3) in [0, 1] -> RGB PIL image."""
+    return Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
+
+
+def write_synthetic_dataset(root: Path, count: int, size: int, seed: int = SEED, unreadable: bool = True) -> tuple[Path, Path]:
+    """
+    Write `count` backlit and `count` well-lit synthetic images (PNG and JPEG, unpaired scenes)
+    under root/backlit and root/welllit; with `unreadable`, also one corrupt file in each folder.
+    """
+    rng = np.random.default_rng(seed)
+    backlit_dir, welllit_dir = Path(root) / "backlit", Path(root) / "welllit"
+    backlit_dir.mkdir(parents=True, exist_ok=True)
+    welllit_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        suffix = ".png" if i % 2 == 0 else ".jpg"
+        _, backlit, _ = synthetic_scene(rng, size)
+        welllit, _, _ = synthetic_scene(rng, size)
+        to_pil(backlit).save(backlit_dir / f"b{i:03d}{suffix}")
+        to_pil(welllit).save(welllit_dir / f"w{i:03d}{suffix}")
+    if unreadable:
+        (backlit_dir / "corrupt.png").write_bytes(b"not an image")
+        (welllit_dir / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
+    return backlit_dir, welllit_dir

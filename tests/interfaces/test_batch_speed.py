@@ -1,0 +1,84 @@
+"""Batch throughput: the CLI options of the fast paths, and the file list split under `accelerate launch`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ENHANCEMENT_CHECKPOINT
+
+pytestmark = pytest.mark.reference
+
+ONE_LEVEL = 1
+
+
+def make_inputs(folder, count: int = 3) -> list[str]:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = []
+    for index in range(count):
+        array = (rng.random((24 + 5 * index, 31, 3)) * 255).astype(np.uint8)
+        Image.fromarray(array).save(folder / f"img{index}.png")
+        names.append(f"img{index}.png")
+    return names
+
+
+def cli(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def read(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image).astype(np.int16)
+
+
+def test_cli_tile_size_gives_the_same_pixels_and_fast_mode_runs(tmp_path):
+    names = make_inputs(tmp_path / "in")
+    whole = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "whole", "-q", "--tile-size", "0")
+    tiled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "tiled", "-q", "--tile-size", "16")
+    fast = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "fast", "-q", "--mode", "fast")
+    # downscaling by 1 runs the network at full resolution: fast mode's plumbing, exact pixels
+    unscaled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "unscaled", "-q",
+                   "--mode", "fast", "--fast-downscale", "1")
+    for result in (whole, tiled, fast, unscaled):
+        assert result.returncode == 0, result.stderr
+    for name in names:
+        assert np.abs(read(tmp_path / "whole" / name) - read(tmp_path / "tiled" / name)).max() <= ONE_LEVEL
+        assert np.abs(read(tmp_path / "whole" / name) - read(tmp_path / "unscaled" / name)).max() <= ONE_LEVEL
+        assert read(tmp_path / "fast" / name).shape == read(tmp_path / "whole" / name).shape
+
+
+@pytest.mark.parametrize("option, value", [("--tile-size", "-3"), ("--fast-downscale", "0.5")])
+def test_cli_rejects_an_out_of_range_option(tmp_path, option, value):
+    make_inputs(tmp_path / "in", count=1)
+    result = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "out", option, value)
+    assert result.returncode != 0
+    assert option in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate is not installed")
+def test_accelerate_launch_splits_the_files_across_processes(tmp_path):
+    names = make_inputs(tmp_path / "in")
+    single = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "single", "-q")
+    assert single.returncode == 0, single.stderr
+    # accelerate starts several CPU processes only in its multi-process mode; `--cpu` alone runs one.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    launched = subprocess.run(
+        ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "--multi_gpu", "-m", "cliplit", "enhance", str(tmp_path / "in"),
+         "--model", str(ENHANCEMENT_CHECKPOINT), "-o", str(tmp_path / "split"), "-q"],
+        capture_output=True, text=True, env=env,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(names)
+    shares = [line for line in launched.stderr.splitlines() if line.startswith("process ")]
+    assert sorted(line.split(":")[0] for line in shares) == ["process 0/2", "process 1/2"], launched.stderr[-2000:]
+    assert sum(int(line.split(": ")[1].split()[0]) for line in shares) == len(names)  # each file once
+    for name in names:
+        assert np.abs(read(tmp_path / "split" / name) - read(tmp_path / "single" / name)).max() <= ONE_LEVEL

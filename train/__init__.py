@@ -1,1 +1,0 @@
-"""CLIP-LIT training script and its data helpers (see train/train.py)."""
