@@ -132,3 +132,29 @@ def write_synthetic_dataset(root: Path, count: int, size: int, seed: int = SEED,
         (backlit_dir / "corrupt.png").write_bytes(b"not an image")
         (welllit_dir / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
     return backlit_dir, welllit_dir
+
+
+TINY_RESNET_CONFIG = {
+    "embed_dim": TINY_PROJECTION,
+    "vision_cfg": {"image_size": TINY_IMAGE, "layers": [1, 1, 1, 1], "width": 8},
+    "text_cfg": {"context_length": TINY_CONTEXT, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
+}
+
+
+def write_tiny_resnet_clip(folder: Path, seed: int = SEED) -> Path:
+    """Write a tiny random open_clip CLIP with a ModifiedResNet image tower (the layout of the Hub
+    repository `timm/resnet101_clip.openai`: open_clip_config.json + open_clip_model.safetensors)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_RESNET_CONFIG)
+    for module in model.visual.modules():  # non-trivial batch-norm statistics, as in a trained network
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_RESNET_CONFIG, "preprocess_cfg": {}}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder

@@ -1,18 +1,22 @@
 #!/usr/bin/env python
-"""Train CLIP-LIT (Liang et al., ICCV 2023) from unpaired backlit and well-lit images.
+"""Train the CLIP-LIT enhancement network with one of the three guidance methods the RAVE work compares.
 
-    accelerate launch train/train.py --backlit_dir B --welllit_dir W --output_dir OUT
+    accelerate launch train/train.py --backlit_dir B --welllit_dir W --output_dir OUT [--guidance prompts|latent|rave]
 
-Stages (one global step counter, `--max_train_steps` in all):
-  1. prompt initialization: cross-entropy of the learnable prompt pair (backlit -> negative prompt,
-     well-lit -> positive prompt), `--prompt_init_steps`; skipped with `--init_prompts`.
-  2. reconstruction: the enhancement network learns the identity with the identity loss alone,
-     `--reconstruction_steps`; skipped with `--init_model`.
-  3. rounds, until `--max_train_steps`: enhancement training (w_clip L_clip + w_id L_identity,
-     `--enhance_steps_per_round`), then prompt refinement with margin ranking losses
-     (`--prompt_steps_per_round`) on backlit images, the results of the best enhancement model of
-     the previous round(s), and well-lit images. The best model / prompt pair of each phase (lowest
-     mean loss over `--best_check_steps` steps) carries into the next phase.
+- `prompts` (default; CLIP-LIT, Liang et al., ICCV 2023): a learnable prompt pair, encoded by CLIP's
+  text tower, initialized with cross-entropy and refined with margin ranking losses, alternating with
+  the enhancement network's training.
+- `latent` (CLIP-LIT-Latent, Gaintseva et al., ECCV 2024): the same schedule and losses with a
+  learnable pair of vectors in CLIP's joint space instead of prompt tokens (no text encoder).
+- `rave` (RAVE, Gaintseva et al., ECCV 2024): a fixed residual vector between the mean CLIP
+  embeddings of well-lit and backlit training images, computed once; an identity-only warm-up, then
+  the guidance loss. No guidance training, no alternation.
+
+The stages are the rows of `PAIR_STAGES` / `RAVE_STAGES` (what trains, for how many steps, what comes
+next, whether the phase's best state carries on); one global step counter runs over them until
+`--max_train_steps`. The identity loss compares CLIP RN101 features (`--identity_model`), as the
+authors do. The network trains as the authors' `_noreflect` variant by default
+(`--train_padding_mode`) and is saved configured for the all-reflect network they evaluate.
 
 Everything runs batched on the accelerator's device; data workers only decode and resize images.
 Batches are drawn from deterministic per-stream permutations and augmented with per-step seeded
@@ -36,22 +40,26 @@ from torch.utils.data import DataLoader, Subset
 
 from cliplit.errors import CLIPLITError, DataError
 from cliplit.imaging.codec import EIGHT_BIT_MAX, quantize
-from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES
+from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES, NOREFLECT_PADDING, PUBLISHED_PADDING
 from cliplit.training.data import (
     ENHANCE_ZOOM_RANGE,
     PROMPT_ZOOM_RANGE,
+    CenterCroppedImages,
     ResizedImages,
     dataset_sources,
     folder_source,
     random_augment,
     stream_indices,
 )
+from cliplit.training.identity import DEFAULT_IDENTITY_MODEL, VIT_IDENTITY, require
+from cliplit.training.latent import LATENT_FILE, LatentPair
 from cliplit.training.prompts import PROMPT_FILE, PromptPair
+from cliplit.training.rave import RESIDUAL_FILE, normalized_mean, residual_and_threshold, save_residual, shift_residual
 
 logger = logging.getLogger("cliplit.train")
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-DEFAULT_ROUNDS = 3  # rounds run when --max_train_steps is not given
+DEFAULT_ROUNDS = 3  # rounds (or RAVE guidance phases of --enhance_steps_per_round) when --max_train_steps is not given
 RECONSTRUCTION_LOSS_SCALE = 25.0  # the authors' scale of the identity loss while learning the identity
 MAX_RESULTS = 2  # the prompt refinement uses the results of the last two rounds
 STREAM_SEED_STRIDE = 1_000_003
@@ -61,15 +69,51 @@ STATE_JSON = "cliplit_training_state.json"
 STATE_TENSORS = "cliplit_training_state.safetensors"
 ARGS_FILE = "training_args.json"
 STREAMS = ("backlit_prompt", "welllit_prompt", "backlit_enhance")
+EMBEDDING_BATCH = 32  # images per batch when RAVE embeds the training sets
+TOKEN_BATCH = 1024  # tokens per batch when the shifted RAVE variant encodes the vocabulary
 
-STAGE_PROMPT_INIT = "prompt_init"
-STAGE_RECONSTRUCTION = "reconstruction"
-STAGE_ENHANCE = "enhance"
-STAGE_PROMPT_REFINE = "prompt_refine"
+GUIDANCES = ("prompts", "latent", "rave")
+# Learning rates of the guidance pair: the CLIP-LIT authors' for prompts, the RAVE authors' for the latent pair.
+PAIR_LEARNING_RATES = {"prompts": 5e-6, "latent": 5e-4}
+CLIP_LOSS_WEIGHT = 16 * 20  # w_clip of CLIP-LIT's enhancement loss (the authors' 16 x 20)
+RAVE_LOSS_FACTOR = 6  # RAVE weighs its guidance loss 6 x w_clip (train_rave.py)
+PAIR_FILES = {"prompts": PROMPT_FILE, "latent": LATENT_FILE}
+GUIDANCE_FILES = {**PAIR_FILES, "rave": RESIDUAL_FILE}
+GUIDANCE_NAMES = {"prompts": "CLIP-LIT (learned prompt pair)", "latent": "CLIP-LIT-Latent (learned latent pair)",
+                  "rave": "RAVE (residual vector)"}
+TRAIN_PADDINGS = {"noreflect": NOREFLECT_PADDING, "reflect": PUBLISHED_PADDING}
+
+PROMPT_INIT, RECONSTRUCTION, ENHANCE, PROMPT_REFINE = "prompt_init", "reconstruction", "enhance", "prompt_refine"
+GUIDANCE, NETWORK = "guidance", "network"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of training: what trains, its length (an argument's name; None: until --max_train_steps),
+    the stage after it, and whether the phase's best state (lowest mean loss) carries into the next."""
+
+    name: str
+    trains: str
+    length: str | None
+    next: str | None
+    keeps_best: bool
+    round_ends: bool = False  # a new round starts after it
+
+
+PAIR_STAGES = {stage.name: stage for stage in (
+    Stage(PROMPT_INIT, GUIDANCE, "prompt_init_steps", RECONSTRUCTION, keeps_best=True),
+    Stage(RECONSTRUCTION, NETWORK, "reconstruction_steps", ENHANCE, keeps_best=False),
+    Stage(ENHANCE, NETWORK, "enhance_steps_per_round", PROMPT_REFINE, keeps_best=True),
+    Stage(PROMPT_REFINE, GUIDANCE, "prompt_steps_per_round", ENHANCE, keeps_best=True, round_ends=True),
+)}
+RAVE_STAGES = {stage.name: stage for stage in (
+    Stage(RECONSTRUCTION, NETWORK, "reconstruction_steps", ENHANCE, keeps_best=False),  # identity-only warm-up
+    Stage(ENHANCE, NETWORK, None, None, keeps_best=True),  # the guidance loss, to the end
+)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a CLIP-LIT enhancement model.")
+    parser = argparse.ArgumentParser(description="Train a CLIP-LIT enhancement model (CLIP-LIT, CLIP-LIT-Latent or RAVE guidance).")
     data = parser.add_argument_group("data")
     data.add_argument("--backlit_dir", type=str, default=None, help="Folder of backlit images (any Pillow format, recursive).")
     data.add_argument("--welllit_dir", type=str, default=None, help="Folder of well-lit images (any Pillow format, recursive).")
@@ -84,12 +128,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--dataloader_num_workers", type=int, default=4)
 
     models = parser.add_argument_group("models")
-    models.add_argument("--clip_model", type=str, default=DEFAULT_CLIP, help="CLIP checkpoint (Hub id or folder with model + tokenizer).")
+    models.add_argument("--guidance", choices=GUIDANCES, default="prompts",
+                        help="prompts: CLIP-LIT's learned prompt pair (the paper); latent: CLIP-LIT-Latent's learned pair of "
+                             "CLIP embeddings; rave: RAVE's fixed residual vector (no guidance training).")
+    models.add_argument("--clip_model", type=str, default=DEFAULT_CLIP,
+                        help="Guidance CLIP (Hub id, or a local folder with model + tokenizer for offline machines).")
+    models.add_argument("--identity_model", type=str, default=DEFAULT_IDENTITY_MODEL,
+                        help="Identity-loss features: an open_clip CLIP ResNet (Hub id, or a local folder with that repository's "
+                             f"files for offline machines; default the authors' RN101) or '{VIT_IDENTITY}' (the guidance ViT's hidden states).")
+    models.add_argument("--train_padding_mode", choices=list(TRAIN_PADDINGS), default="noreflect",
+                        help="noreflect: train the authors' network with zero padding on its four outer convolutions (as they do); "
+                             "reflect: reflection everywhere. The saved model is configured for reflect padding either way.")
     models.add_argument("--init_model", type=str, default=None,
                         help="Start from this enhancement model (a published model's name such as clip-lit, a Hub id, "
                              "a from_pretrained folder, or an authors' .pth) and skip reconstruction.")
     models.add_argument("--init_prompts", type=str, default=None,
-                        help="Start from this prompt pair (our .safetensors / folder, or the authors' .pth) and skip prompt initialization.")
+                        help="Start from this prompt or latent pair (our .safetensors / folder, or the authors' .pth prompt pair) "
+                             "and skip its initialization.")
+    models.add_argument("--rave_shift_tokens", type=int, default=0,
+                        help="RAVE: shift the residual away from this many most and least aligned text tokens (their shifted variant: 15).")
     models.add_argument("--prompt_length", type=int, default=16)
 
     sched = parser.add_argument_group("schedule")
@@ -108,12 +165,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--train_batch_size", type=int, default=8, help="Enhancement batch per device.")
     optim.add_argument("--prompt_batch_size", type=int, default=16, help="Prompt batch per device.")
     optim.add_argument("--learning_rate", type=float, default=2e-5, help="Adam lr of the enhancement network.")
-    optim.add_argument("--prompt_learning_rate", type=float, default=5e-6, help="Adam lr of the prompt pair.")
+    optim.add_argument("--prompt_learning_rate", type=float, default=None,
+                       help="Adam lr of the prompt / latent pair (default: 5e-6 for prompts, the CLIP-LIT authors'; 5e-4 for latent, the RAVE authors').")
     optim.add_argument("--weight_decay", type=float, default=1e-3)
     optim.add_argument("--adam_beta1", type=float, default=0.9)
     optim.add_argument("--adam_beta2", type=float, default=0.999)
     optim.add_argument("--adam_epsilon", type=float, default=1e-8)
-    optim.add_argument("--clip_loss_weight", type=float, default=320.0, help="w_clip (the authors' 16 x 20).")
+    optim.add_argument("--clip_loss_weight", type=float, default=None,
+                       help=f"Weight of the guidance loss (default: {CLIP_LOSS_WEIGHT}, the authors' 16 x 20; rave: {RAVE_LOSS_FACTOR} x that).")
     optim.add_argument("--identity_loss_weight", type=float, default=0.9 * 25.0, help="w_id (the authors' 0.9 x 25).")
     optim.add_argument("--prompt_refine_loss_weight", type=float, default=200.0, help="Scale of the margin losses (the authors' 200).")
     optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -147,6 +206,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--prompt_batch_size must be >= 2 (half backlit, half well-lit during prompt initialization)")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
+    if args.rave_shift_tokens < 0 or (args.rave_shift_tokens and args.guidance != "rave"):
+        parser.error("--rave_shift_tokens takes a count >= 0, with --guidance rave")
+    if args.prompt_learning_rate is None:
+        args.prompt_learning_rate = PAIR_LEARNING_RATES.get(args.guidance, 0.0)
+    if args.clip_loss_weight is None:
+        args.clip_loss_weight = CLIP_LOSS_WEIGHT * (RAVE_LOSS_FACTOR if args.guidance == "rave" else 1)
     return args
 
 
@@ -155,7 +220,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Progress:
     """Where training is: saved with each checkpoint (scalars as JSON, tensors as safetensors)."""
 
-    stage: str = STAGE_PROMPT_INIT
+    stage: str = PROMPT_INIT
     round: int = 0
     global_step: int = 0
     phase_step: int = 0
@@ -163,26 +228,31 @@ class Progress:
     losses_since_check: list = field(default_factory=list)
     best_value: float = math.inf
     num_results: int = 0
+    rave_threshold: float | None = None
 
 
 class Snapshots:
-    """Best states of the current phase and the stored enhanced results (tensors, on the CPU).
+    """Best states of the current phase, the stored enhanced results and RAVE's residual (tensors, CPU).
 
-    `best_model`: state dict of the enhancement network or None; `best_prompts`: (2, L, width) or None;
-    `results`: list (oldest first, at most two) of uint8 tensors (N_backlit, 3, S, S), S = prompt resolution.
+    `best_model`: state dict of the enhancement network or None; `best_guidance`: the pair's embeddings
+    or None; `results`: list (oldest first, at most two) of uint8 tensors (N_backlit, 3, S, S), S = the
+    prompt resolution; `rave_residual`: (projection_dim,) or None.
     """
 
     def __init__(self):
         self.best_model: dict[str, torch.Tensor] | None = None
-        self.best_prompts: torch.Tensor | None = None
+        self.best_guidance: torch.Tensor | None = None
         self.results: list[torch.Tensor] = []
+        self.rave_residual: torch.Tensor | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {}
         if self.best_model is not None:
             out.update({f"best_model.{k}": v.contiguous() for k, v in self.best_model.items()})
-        if self.best_prompts is not None:
-            out["best_prompts"] = self.best_prompts.contiguous()
+        if self.best_guidance is not None:
+            out["best_guidance"] = self.best_guidance.contiguous()
+        if self.rave_residual is not None:
+            out["rave_residual"] = self.rave_residual.contiguous()
         for i, result in enumerate(self.results):
             out[f"results.{i}"] = result.contiguous()
         return out
@@ -190,7 +260,8 @@ class Snapshots:
     def load_tensors(self, tensors: dict[str, torch.Tensor], num_results: int) -> None:
         model = {k[len("best_model."):]: v for k, v in tensors.items() if k.startswith("best_model.")}
         self.best_model = model or None
-        self.best_prompts = tensors.get("best_prompts")
+        self.best_guidance = tensors.get("best_guidance")
+        self.rave_residual = tensors.get("rave_residual")
         self.results = [tensors[f"results.{i}"] for i in range(num_results)]
 
 
@@ -244,15 +315,6 @@ def prune_checkpoints(output_dir: Path, limit: int | None) -> None:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def phase_length(args, stage: str) -> int:
-    return {
-        STAGE_PROMPT_INIT: args.prompt_init_steps,
-        STAGE_RECONSTRUCTION: args.reconstruction_steps,
-        STAGE_ENHANCE: args.enhance_steps_per_round,
-        STAGE_PROMPT_REFINE: args.prompt_steps_per_round,
-    }[stage]
-
-
 def step_generator(args, global_step: int, micro: int, rank: int) -> torch.Generator:
     """CPU generator for one micro-batch's augmentation: a pure function of (seed, step, micro-batch, rank)."""
     seed = args.seed + STEP_SEED_STRIDE * (global_step * args.gradient_accumulation_steps + micro) + RANK_SEED_STRIDE * rank
@@ -294,7 +356,11 @@ def load_sources(args):
     return folder_source(args.backlit_dir, "backlit"), folder_source(args.welllit_dir, "well-lit")
 
 
-def load_initial_prompts(args, guidance, tokenizer):
+def load_initial_pair(args, guidance, tokenizer):
+    """The guidance pair to start from: a prompt pair ("X X ... X") or a latent pair (N(0, 1)), or --init_prompts."""
+    if args.guidance == "latent":
+        fresh = LatentPair.random(guidance.projection_dim, torch.Generator().manual_seed(args.seed))
+        return fresh if args.init_prompts is None else LatentPair.load(args.init_prompts)
     fresh = PromptPair.from_clip(guidance, tokenizer, args.prompt_length)
     if args.init_prompts is None:
         return fresh
@@ -314,28 +380,374 @@ def image_grid(rows: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)
 
 
-# ------------------------------------------------------------------------------------------ main
+def load_clip(args, accelerator):
+    """The frozen guidance CLIP and its tokenizer, with a one-line error naming the flag when offline."""
+    from transformers import AutoTokenizer
+
+    from cliplit.training.clip_guidance import CLIPGuidance
+
+    try:
+        return CLIPGuidance.from_pretrained(args.clip_model).to(accelerator.device), AutoTokenizer.from_pretrained(args.clip_model)
+    except OSError as error:
+        raise CLIPLITError(f"{args.clip_model}: cannot load the guidance CLIP ({str(error).splitlines()[0]}); offline, "
+                           "save a CLIP model and its tokenizer in a folder and pass --clip_model FOLDER") from None
+
+
+# ------------------------------------------------------------------------------------------ training
+class Trainer:
+    """
+    The run: models, optimizers, data streams and the stage machine (`self.stages`). `run()` steps
+    until --max_train_steps; `finish()` writes the output folder.
+    """
+
+    def __init__(self, args, accelerator, log):
+        from cliplit.model.configuration_cliplit import CLIPLITConfig
+        from cliplit.model.loading import load_model
+        from cliplit.model.modeling_cliplit import CLIPLITModel
+        from cliplit.training.identity import ViTIdentity, load_identity_model
+
+        self.args, self.accelerator, self.log = args, accelerator, log
+        self.output_dir = Path(args.output_dir)
+        self.stages = RAVE_STAGES if args.guidance == "rave" else PAIR_STAGES
+
+        # ---- data (workers decode and resize only)
+        self.backlit_source, self.welllit_source = load_sources(args)
+        log.info(f"{len(self.backlit_source)} backlit and {len(self.welllit_source)} well-lit training images",
+                 main_process_only=True)
+        self.half = args.prompt_batch_size // 2
+        self.datasets = {
+            "backlit_prompt": ResizedImages(self.backlit_source, args.prompt_resolution),
+            "welllit_prompt": ResizedImages(self.welllit_source, args.prompt_resolution),
+            "backlit_enhance": ResizedImages(self.backlit_source, args.resolution),
+        }
+
+        # ---- frozen critics
+        self.guidance, tokenizer = load_clip(args, accelerator)
+        self.identity = load_identity_model(args.identity_model, self.guidance).to(accelerator.device)
+        self.identity_is_vit = isinstance(self.identity, ViTIdentity)
+
+        # ---- the network, trained as the chosen padding variant
+        padding_mode, outer_padding_mode = TRAIN_PADDINGS[args.train_padding_mode]
+        if args.init_model is not None:
+            model = load_model(args.init_model)
+            model.set_padding(padding_mode, outer_padding_mode)
+            args.reconstruction_steps = 0
+        else:
+            model = CLIPLITModel(CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode))
+            model.start_from_identity()
+        log.info(f"training the network with padding {padding_mode}, outer convolutions {outer_padding_mode or padding_mode}",
+                 main_process_only=True)
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                     eps=args.adam_epsilon, weight_decay=args.weight_decay)
+
+        # ---- the guidance pair (prompts, latent) or nothing to train (rave)
+        self.pair = None
+        if args.guidance == "rave":
+            args.prompt_init_steps = 0
+            model, optimizer = accelerator.prepare(model, optimizer)
+        else:
+            pair = load_initial_pair(args, self.guidance.to("cpu"), tokenizer)
+            self.guidance.to(accelerator.device)
+            if args.init_prompts is not None:
+                args.prompt_init_steps = 0
+            pair_optimizer = torch.optim.Adam(pair.parameters(), lr=args.prompt_learning_rate,
+                                              betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+                                              weight_decay=args.weight_decay)
+            model, pair, optimizer, pair_optimizer = accelerator.prepare(model, pair, optimizer, pair_optimizer)
+            self.pair, self.pair_optimizer = pair, pair_optimizer
+            self.raw_pair = accelerator.unwrap_model(pair)
+        self.model, self.optimizer = model, optimizer
+        self.raw_model = accelerator.unwrap_model(model)
+        if args.max_train_steps is None:
+            per_round = args.enhance_steps_per_round + (0 if args.guidance == "rave" else args.prompt_steps_per_round)
+            args.max_train_steps = args.prompt_init_steps + args.reconstruction_steps + DEFAULT_ROUNDS * per_round
+
+        # ---- where training is (resume)
+        self.progress, self.snapshots = Progress(), Snapshots()
+        if args.resume_from_checkpoint:
+            folder = find_checkpoint(self.output_dir, args.resume_from_checkpoint)
+            if folder is None:
+                log.info("no checkpoint to resume from: starting a new run", main_process_only=True)
+            else:
+                log.info(f"resuming from {folder}", main_process_only=True)
+                self.progress = load_training_state(accelerator, folder, self.snapshots)
+        if self.progress.global_step == 0 and self.progress.stage == PROMPT_INIT and args.prompt_init_steps == 0:
+            self.progress.stage = RECONSTRUCTION
+        self.streams = Streams(args, accelerator, self.datasets,
+                               {"backlit_prompt": self.half, "welllit_prompt": self.half,
+                                "backlit_enhance": args.train_batch_size}, self.progress)
+        if args.guidance == "rave" and self.snapshots.rave_residual is None:
+            self.snapshots.rave_residual, self.progress.rave_threshold = self.rave_direction(tokenizer)
+        self.text_embeds = None
+        self.validation_indices = list(range(min(args.num_validation_images, len(self.datasets["backlit_enhance"]))))
+
+    # ---- RAVE's residual vector, once
+    @torch.no_grad()
+    def mean_embedding(self, source) -> torch.Tensor:
+        """The normalized mean of the L2-normalized CLIP embeddings of every image of `source` (sharded, reduced)."""
+        accelerator = self.accelerator
+        dataset = CenterCroppedImages(source, self.guidance.image_size)
+        mine = Subset(dataset, range(accelerator.process_index, len(dataset), accelerator.num_processes))
+        total = torch.zeros(self.guidance.projection_dim, device=accelerator.device, dtype=torch.float64)
+        for pixels, _ in DataLoader(mine, batch_size=EMBEDDING_BATCH, num_workers=self.args.dataloader_num_workers):
+            embeds, _ = self.guidance.image_features(pixels.to(accelerator.device).float() / EIGHT_BIT_MAX)
+            total += F.normalize(embeds.double(), dim=-1).sum(0)
+        return normalized_mean(accelerator.reduce(total, reduction="sum"), len(dataset))
+
+    @torch.no_grad()
+    def rave_direction(self, tokenizer) -> tuple[torch.Tensor, float]:
+        mean_welllit, mean_backlit = self.mean_embedding(self.welllit_source), self.mean_embedding(self.backlit_source)
+        residual, _ = residual_and_threshold(mean_welllit, mean_backlit)
+        if self.args.rave_shift_tokens:
+            residual = shift_residual(residual, self.token_embeddings(tokenizer), self.args.rave_shift_tokens)
+        threshold = float(F.normalize(mean_welllit, dim=0) @ residual)
+        self.log.info(f"RAVE residual computed (threshold {threshold:.4f})", main_process_only=True)
+        return residual.float().cpu(), threshold
+
+    @torch.no_grad()
+    def token_embeddings(self, tokenizer) -> torch.Tensor:
+        """CLIP text embeddings of every single token of the vocabulary ([SOT, token, EOT]): (V, projection_dim)."""
+        special = set(tokenizer.all_special_ids)
+        tokens = [i for i in range(len(tokenizer)) if i not in special]
+        sot, eot = tokenizer.bos_token_id, tokenizer.eos_token_id
+        chunks = []
+        for start in range(0, len(tokens), TOKEN_BATCH):
+            ids = torch.tensor([[sot, t, eot] for t in tokens[start:start + TOKEN_BATCH]], device=self.accelerator.device)
+            chunks.append(self.guidance.encode_text_embeddings(self.guidance.token_embeddings(ids), eot_index=2).double())
+        return torch.cat(chunks)
+
+    # ---- one micro-batch of each stage: returns (loss, extra scalars)
+    def pair_init_micro(self, generator):
+        from cliplit.training.losses import prompt_initialization_loss
+
+        backlit, _ = self.streams.next("backlit_prompt")
+        welllit, _ = self.streams.next("welllit_prompt")
+        images = random_augment([torch.cat([backlit, welllit])], PROMPT_ZOOM_RANGE, generator)[0]
+        labels = torch.cat([torch.zeros(len(backlit)), torch.ones(len(welllit))]).long().to(images.device)
+        with torch.no_grad(), self.accelerator.autocast():
+            embeds, _ = self.guidance.image_features(images)
+        with self.accelerator.autocast():
+            logits = self.pair(embeds.float(), self.guidance)
+        return prompt_initialization_loss(logits, labels), {}
+
+    def pair_refine_micro(self, generator):
+        from cliplit.training.losses import positive_scores, prompt_refinement_loss
+
+        backlit, indices = self.streams.next("backlit_prompt")
+        welllit, _ = self.streams.next("welllit_prompt")
+        results = [r[indices].to(backlit.device).float() / EIGHT_BIT_MAX for r in self.snapshots.results]
+        augmented = random_augment([backlit, *results], PROMPT_ZOOM_RANGE, generator)
+        welllit = random_augment([welllit], PROMPT_ZOOM_RANGE, generator)[0]
+        groups = [*augmented, welllit]
+        with torch.no_grad(), self.accelerator.autocast():
+            embeds, _ = self.guidance.image_features(torch.cat(groups))
+        with self.accelerator.autocast():
+            logits = self.pair(embeds.float(), self.guidance)
+        scores = positive_scores(logits).split([len(g) for g in groups])
+        return self.args.prompt_refine_loss_weight * prompt_refinement_loss(scores[0], scores[-1], scores[1:-1]), {}
+
+    def network_micro(self, generator, reconstruction: bool):
+        from cliplit.training.clip_guidance import cosine_logits
+        from cliplit.training.losses import (
+            IDENTITY_WEIGHTS,
+            RECONSTRUCTION_WEIGHTS,
+            clip_enhancement_loss,
+            identity_loss,
+            rave_guidance_loss,
+        )
+
+        backlit, _ = self.streams.next("backlit_enhance")
+        backlit = random_augment([backlit], ENHANCE_ZOOM_RANGE, generator)[0]
+        with self.accelerator.autocast():
+            enhanced = self.model(backlit).reconstruction
+            out_identity = self.identity(enhanced)
+            with torch.no_grad():
+                in_identity = self.identity(backlit)
+        if reconstruction:
+            return RECONSTRUCTION_LOSS_SCALE * identity_loss(out_identity, in_identity, RECONSTRUCTION_WEIGHTS), {}
+        with self.accelerator.autocast():
+            out_embeds, _ = self.guidance.image_features(enhanced)
+        if self.args.guidance == "rave":
+            l_guide = rave_guidance_loss(out_embeds.float(), self.snapshots.rave_residual, self.progress.rave_threshold)
+        else:
+            l_guide = clip_enhancement_loss(cosine_logits(out_embeds.float(), self.text_embeds))
+        l_id = identity_loss(out_identity, in_identity, IDENTITY_WEIGHTS)
+        loss = self.args.clip_loss_weight * l_guide + self.args.identity_loss_weight * l_id
+        return loss, {"loss_guidance": l_guide.detach(), "loss_identity": l_id.detach()}
+
+    def micro(self, stage: Stage, generator):
+        if stage.name == PROMPT_INIT:
+            return self.pair_init_micro(generator)
+        if stage.name == PROMPT_REFINE:
+            return self.pair_refine_micro(generator)
+        return self.network_micro(generator, reconstruction=stage.name == RECONSTRUCTION)
+
+    # ---- phases
+    def phase_length(self, stage: Stage) -> float:
+        return math.inf if stage.length is None else getattr(self.args, stage.length)
+
+    @torch.no_grad()
+    def compute_results(self) -> torch.Tensor:
+        """Outputs of the (best) model on all training backlit images, at the prompt resolution, uint8 on the CPU."""
+        accelerator, args = self.accelerator, self.args
+        self.raw_model.eval()
+        count = len(self.datasets["backlit_enhance"])
+        mine = list(range(accelerator.process_index, count, accelerator.num_processes))
+        per_process = math.ceil(count / accelerator.num_processes)
+        mine += [mine[-1] if mine else 0] * (per_process - len(mine))
+        loader = DataLoader(Subset(self.datasets["backlit_enhance"], mine), batch_size=args.train_batch_size,
+                            num_workers=args.dataloader_num_workers)
+        outputs, positions = [], []
+        for pixels, idx in loader:
+            pixels = pixels.to(accelerator.device).float() / EIGHT_BIT_MAX
+            with accelerator.autocast():
+                enhanced = self.raw_model(pixels).reconstruction.float()
+            enhanced = F.interpolate(enhanced, size=(args.prompt_resolution,) * 2, mode="bilinear",
+                                     align_corners=False, antialias=True)
+            outputs.append(quantize(enhanced, 8))
+            positions.append(idx.to(accelerator.device))
+        self.raw_model.train()
+        gathered = accelerator.gather(torch.cat(outputs)).cpu()
+        gathered_idx = accelerator.gather(torch.cat(positions)).cpu()
+        results = torch.zeros((count, 3, args.prompt_resolution, args.prompt_resolution), dtype=torch.uint8)
+        results[gathered_idx] = gathered
+        return results
+
+    def apply_best(self) -> None:
+        """Load the phase's best snapshot (if any) into the live network / pair."""
+        stage = self.stages[self.progress.stage]
+        if not stage.keeps_best:
+            return
+        if stage.trains == NETWORK and self.snapshots.best_model is not None:
+            self.raw_model.load_state_dict(self.snapshots.best_model)
+        if stage.trains == GUIDANCE and self.snapshots.best_guidance is not None:
+            with torch.no_grad():
+                self.raw_pair.embeddings.copy_(self.snapshots.best_guidance)
+
+    def end_phase(self) -> None:
+        progress, stage = self.progress, self.stages[self.progress.stage]
+        self.apply_best()
+        if stage.name == ENHANCE and self.pair is not None:  # the results the refinement ranks
+            self.snapshots.results = (self.snapshots.results + [self.compute_results()])[-MAX_RESULTS:]
+            progress.num_results = len(self.snapshots.results)
+        progress.stage = stage.next
+        progress.round += int(stage.round_ends)
+        progress.phase_step = 0
+        progress.losses_since_check = []
+        progress.best_value = math.inf
+        self.snapshots.best_model, self.snapshots.best_guidance = None, None
+        self.text_embeds = None
+        self.log.info(f"step {progress.global_step}: stage {progress.stage}, round {progress.round}", main_process_only=True)
+
+    def track_best(self, stage: Stage, loss_value: float) -> None:
+        """Every --best_check_steps steps keep the phase's state with the lowest mean loss."""
+        progress = self.progress
+        progress.losses_since_check.append(loss_value)
+        if progress.phase_step % self.args.best_check_steps != 0 or not stage.keeps_best:
+            return
+        mean = sum(progress.losses_since_check) / len(progress.losses_since_check)
+        progress.losses_since_check = []
+        if mean < progress.best_value:
+            progress.best_value = mean
+            if stage.trains == NETWORK:
+                self.snapshots.best_model = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
+            else:
+                self.snapshots.best_guidance = self.raw_pair.embeddings.detach().cpu().clone()
+
+    @torch.no_grad()
+    def log_validation(self) -> None:
+        if not self.accelerator.is_main_process or not self.validation_indices:
+            return
+        from PIL import Image
+
+        self.raw_model.eval()
+        inputs = torch.stack([self.datasets["backlit_enhance"][i][0] for i in self.validation_indices])
+        inputs = inputs.to(self.accelerator.device).float() / EIGHT_BIT_MAX
+        outputs = self.raw_model(inputs).reconstruction.float().clamp(0, 1)
+        self.raw_model.train()
+        grid = image_grid([inputs, outputs]).cpu()
+        samples = self.output_dir / "samples"
+        samples.mkdir(exist_ok=True)
+        Image.fromarray(quantize(grid.permute(1, 2, 0), 8).numpy()).save(samples / f"step_{self.progress.global_step:07d}.png")
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_image("validation/before_after", grid, self.progress.global_step)
+
+    # ---- the loop
+    def run(self) -> None:
+        from tqdm.auto import tqdm
+
+        args, accelerator, progress = self.args, self.accelerator, self.progress
+        bar = tqdm(total=args.max_train_steps, initial=progress.global_step, disable=not accelerator.is_local_main_process)
+        while progress.global_step < args.max_train_steps:
+            stage = self.stages[progress.stage]
+            if progress.phase_step >= self.phase_length(stage):
+                self.end_phase()
+                continue
+            self.streams.per_process["backlit_prompt"] = self.half if stage.name == PROMPT_INIT else args.prompt_batch_size
+            self.streams.per_process["welllit_prompt"] = self.streams.per_process["backlit_prompt"]
+            if stage.trains == GUIDANCE:
+                module, optimizer = self.pair, self.pair_optimizer
+            else:
+                module, optimizer = self.model, self.optimizer
+                if self.text_embeds is None and stage.name == ENHANCE and self.pair is not None:
+                    with torch.no_grad():
+                        self.text_embeds = self.raw_pair.text_embeddings(self.guidance).float()
+            total, extras = 0.0, {}
+            for micro in range(args.gradient_accumulation_steps):
+                generator = step_generator(args, progress.global_step, micro, accelerator.process_index)
+                with accelerator.accumulate(module):
+                    loss, extras = self.micro(stage, generator)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                total = total + loss.detach()
+            mean_loss = accelerator.reduce(total / args.gradient_accumulation_steps, reduction="mean").item()
+            progress.global_step += 1
+            progress.phase_step += 1
+            self.track_best(stage, mean_loss)
+            bar.update(1)
+            bar.set_postfix(stage=stage.name, round=progress.round, loss=f"{mean_loss:.4f}")
+            accelerator.log({f"{stage.name}/loss": mean_loss, **{f"{stage.name}/{k}": v.item() for k, v in extras.items()}},
+                            step=progress.global_step)
+            if progress.global_step % args.checkpointing_steps == 0:
+                folder = self.output_dir / f"checkpoint-{progress.global_step}"
+                if accelerator.is_main_process:
+                    prune_checkpoints(self.output_dir, args.checkpoints_total_limit)
+                accelerator.wait_for_everyone()
+                save_training_state(accelerator, folder, progress, self.snapshots)
+                self.log.info(f"saved state to {folder}", main_process_only=True)
+            if progress.global_step % args.validation_steps == 0:
+                self.log_validation()
+        bar.close()
+
+    def finish(self) -> None:
+        """The best states of the running phase, then a from_pretrained folder configured for reflect padding,
+        what the guidance learned or computed, the arguments and a model card."""
+        self.apply_best()
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        self.log_validation()
+        self.raw_model.set_padding(*PUBLISHED_PADDING)  # as the authors evaluate their _noreflect training
+        self.raw_model.save_pretrained(self.output_dir)
+        if self.pair is not None:
+            self.raw_pair.save(self.output_dir / PAIR_FILES[self.args.guidance])
+        else:
+            save_residual(self.output_dir / RESIDUAL_FILE, self.snapshots.rave_residual, self.progress.rave_threshold)
+        (self.output_dir / ARGS_FILE).write_text(json.dumps(vars(self.args), indent=1, default=str))
+        write_model_card(self.output_dir, self.args, self.progress, len(self.backlit_source), len(self.welllit_source))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    require("accelerate")
+    if args.identity_model != VIT_IDENTITY:
+        require("open_clip")
     from accelerate import Accelerator
     from accelerate.logging import get_logger
     from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
-    from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
-
-    from cliplit.model.configuration_cliplit import CLIPLITConfig
-    from cliplit.model.loading import load_model
-    from cliplit.model.modeling_cliplit import CLIPLITModel
-    from cliplit.training.clip_guidance import CLIPGuidance, cosine_logits
-    from cliplit.training.losses import (
-        IDENTITY_WEIGHTS,
-        RECONSTRUCTION_WEIGHTS,
-        clip_enhancement_loss,
-        identity_loss,
-        positive_scores,
-        prompt_initialization_loss,
-        prompt_refinement_loss,
-    )
 
     output_dir = Path(args.output_dir)
     report_to = None if args.report_to == "none" else args.report_to
@@ -351,267 +763,26 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+    repo_id = None
+    if args.push_to_hub and accelerator.is_main_process:  # a bad token fails now, not after training
+        from huggingface_hub import create_repo
+
+        try:
+            repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
+        except Exception as error:  # noqa: BLE001 - huggingface_hub raises many types
+            raise CLIPLITError(f"--hub_model_id {args.hub_model_id}: cannot create the repository ({str(error).splitlines()[0]})") from None
     set_seed(args.seed)
-
-    # ---- data (workers decode and resize only)
-    backlit_source, welllit_source = load_sources(args)
-    log.info(f"{len(backlit_source)} backlit and {len(welllit_source)} well-lit training images", main_process_only=True)
-    half = args.prompt_batch_size // 2
-    datasets = {
-        "backlit_prompt": ResizedImages(backlit_source, args.prompt_resolution),
-        "welllit_prompt": ResizedImages(welllit_source, args.prompt_resolution),
-        "backlit_enhance": ResizedImages(backlit_source, args.resolution),
-    }
-
-    # ---- models
-    guidance = CLIPGuidance.from_pretrained(args.clip_model).to(accelerator.device)
-    tokenizer = AutoTokenizer.from_pretrained(args.clip_model)
-    prompts = load_initial_prompts(args, guidance.to("cpu"), tokenizer)
-    guidance.to(accelerator.device)
-    if args.init_model is not None:
-        model = load_model(args.init_model)
-        args.reconstruction_steps = 0
-    else:
-        model = CLIPLITModel(CLIPLITConfig())
-        model.start_from_identity()
-    if args.init_prompts is not None:
-        args.prompt_init_steps = 0
-    model.train()
-    if args.max_train_steps is None:
-        args.max_train_steps = args.prompt_init_steps + args.reconstruction_steps + DEFAULT_ROUNDS * (
-            args.enhance_steps_per_round + args.prompt_steps_per_round)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                 eps=args.adam_epsilon, weight_decay=args.weight_decay)
-    prompt_optimizer = torch.optim.Adam(prompts.parameters(), lr=args.prompt_learning_rate,
-                                        betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
-                                        weight_decay=args.weight_decay)
-    model, prompts, optimizer, prompt_optimizer = accelerator.prepare(model, prompts, optimizer, prompt_optimizer)
-    raw_model = accelerator.unwrap_model(model)
-    raw_prompts = accelerator.unwrap_model(prompts)
-
-    # ---- resume
-    progress, snapshots = Progress(), Snapshots()
-    if args.resume_from_checkpoint:
-        folder = find_checkpoint(output_dir, args.resume_from_checkpoint)
-        if folder is None:
-            log.info("no checkpoint to resume from: starting a new run", main_process_only=True)
-        else:
-            log.info(f"resuming from {folder}", main_process_only=True)
-            progress = load_training_state(accelerator, folder, snapshots)
-    if progress.global_step == 0 and progress.stage == STAGE_PROMPT_INIT and args.prompt_init_steps == 0:
-        progress.stage = STAGE_RECONSTRUCTION
-
-    streams = Streams(args, accelerator, datasets,
-                      {"backlit_prompt": half, "welllit_prompt": half, "backlit_enhance": args.train_batch_size}, progress)
+    trainer = Trainer(args, accelerator, log)
     if report_to is not None:
         config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
         accelerator.init_trackers("cliplit", config=config)
+    trainer.run()
+    trainer.finish()
+    if repo_id is not None:
+        from huggingface_hub import upload_folder
 
-    def refine_batch_sizes() -> None:
-        streams.per_process["backlit_prompt"] = half if progress.stage == STAGE_PROMPT_INIT else args.prompt_batch_size
-        streams.per_process["welllit_prompt"] = streams.per_process["backlit_prompt"]
-
-    # ---- phase bodies: each returns the loss of one micro-batch (scalar) and logs
-    def prompt_init_micro(generator):
-        backlit, _ = streams.next("backlit_prompt")
-        welllit, _ = streams.next("welllit_prompt")
-        images = random_augment([torch.cat([backlit, welllit])], PROMPT_ZOOM_RANGE, generator)[0]
-        labels = torch.cat([torch.zeros(len(backlit)), torch.ones(len(welllit))]).long().to(images.device)
-        with torch.no_grad(), accelerator.autocast():
-            embeds, _ = guidance.image_features(images)
-        with accelerator.autocast():
-            logits = prompts(embeds.float(), guidance)
-        return prompt_initialization_loss(logits, labels), {}
-
-    def prompt_refine_micro(generator):
-        backlit, indices = streams.next("backlit_prompt")
-        welllit, _ = streams.next("welllit_prompt")
-        results = [r[indices].to(backlit.device).float() / EIGHT_BIT_MAX for r in snapshots.results]
-        augmented = random_augment([backlit, *results], PROMPT_ZOOM_RANGE, generator)
-        welllit = random_augment([welllit], PROMPT_ZOOM_RANGE, generator)[0]
-        groups = [*augmented, welllit]
-        with torch.no_grad(), accelerator.autocast():
-            embeds, _ = guidance.image_features(torch.cat(groups))
-        with accelerator.autocast():
-            logits = prompts(embeds.float(), guidance)
-        scores = positive_scores(logits).split([len(g) for g in groups])
-        loss = args.prompt_refine_loss_weight * prompt_refinement_loss(scores[0], scores[-1], scores[1:-1])
-        return loss, {}
-
-    def enhance_micro(generator, text_embeds, reconstruction: bool):
-        backlit, _ = streams.next("backlit_enhance")
-        backlit = random_augment([backlit], ENHANCE_ZOOM_RANGE, generator)[0]
-        with accelerator.autocast():
-            enhanced = model(backlit).reconstruction
-            out_embeds, out_hidden = guidance.image_features(enhanced, with_hidden_states=True)
-            with torch.no_grad():
-                _, in_hidden = guidance.image_features(backlit, with_hidden_states=True)
-        if reconstruction:
-            loss = RECONSTRUCTION_LOSS_SCALE * identity_loss(out_hidden, in_hidden, RECONSTRUCTION_WEIGHTS)
-            return loss, {}
-        l_clip = clip_enhancement_loss(cosine_logits(out_embeds.float(), text_embeds))
-        l_id = identity_loss(out_hidden, in_hidden, IDENTITY_WEIGHTS)
-        loss = args.clip_loss_weight * l_clip + args.identity_loss_weight * l_id
-        return loss, {"loss_clip": l_clip.detach(), "loss_identity": l_id.detach()}
-
-    # ---- phase ends
-    @torch.no_grad()
-    def compute_results() -> torch.Tensor:
-        """Outputs of the (best) model on all training backlit images, at the prompt resolution, uint8 on the CPU."""
-        raw_model.eval()
-        count = len(datasets["backlit_enhance"])
-        mine = list(range(accelerator.process_index, count, accelerator.num_processes))
-        per_process = math.ceil(count / accelerator.num_processes)
-        mine += [mine[-1] if mine else 0] * (per_process - len(mine))
-        loader = DataLoader(Subset(datasets["backlit_enhance"], mine), batch_size=args.train_batch_size,
-                            num_workers=args.dataloader_num_workers)
-        outputs, positions = [], []
-        for pixels, idx in loader:
-            pixels = pixels.to(accelerator.device).float() / EIGHT_BIT_MAX
-            with accelerator.autocast():
-                enhanced = raw_model(pixels).reconstruction.float()
-            enhanced = F.interpolate(enhanced, size=(args.prompt_resolution,) * 2, mode="bilinear",
-                                     align_corners=False, antialias=True)
-            outputs.append(quantize(enhanced, 8))
-            positions.append(idx.to(accelerator.device))
-        raw_model.train()
-        gathered = accelerator.gather(torch.cat(outputs)).cpu()
-        gathered_idx = accelerator.gather(torch.cat(positions)).cpu()
-        results = torch.zeros((count, 3, args.prompt_resolution, args.prompt_resolution), dtype=torch.uint8)
-        results[gathered_idx] = gathered
-        return results
-
-    def apply_best() -> None:
-        """Load the phase's best snapshot (if any) into the live model / prompt pair."""
-        if progress.stage in (STAGE_ENHANCE,) and snapshots.best_model is not None:
-            raw_model.load_state_dict(snapshots.best_model)
-        if progress.stage in (STAGE_PROMPT_INIT, STAGE_PROMPT_REFINE) and snapshots.best_prompts is not None:
-            with torch.no_grad():
-                raw_prompts.embeddings.copy_(snapshots.best_prompts)
-
-    def end_phase() -> None:
-        apply_best()
-        if progress.stage == STAGE_PROMPT_INIT:
-            progress.stage = STAGE_RECONSTRUCTION
-        elif progress.stage == STAGE_RECONSTRUCTION:
-            progress.stage = STAGE_ENHANCE
-        elif progress.stage == STAGE_ENHANCE:
-            snapshots.results = (snapshots.results + [compute_results()])[-MAX_RESULTS:]
-            progress.num_results = len(snapshots.results)
-            progress.stage = STAGE_PROMPT_REFINE
-        else:
-            progress.stage = STAGE_ENHANCE
-            progress.round += 1
-        progress.phase_step = 0
-        progress.losses_since_check = []
-        progress.best_value = math.inf
-        snapshots.best_model, snapshots.best_prompts = None, None
-        log.info(f"step {progress.global_step}: stage {progress.stage}, round {progress.round}", main_process_only=True)
-
-    def track_best(loss_value: float) -> None:
-        """Every --best_check_steps steps keep the phase's state with the lowest mean loss."""
-        progress.losses_since_check.append(loss_value)
-        if progress.phase_step % args.best_check_steps != 0 or progress.stage == STAGE_RECONSTRUCTION:
-            return
-        mean = sum(progress.losses_since_check) / len(progress.losses_since_check)
-        progress.losses_since_check = []
-        if mean < progress.best_value:
-            progress.best_value = mean
-            if progress.stage == STAGE_ENHANCE:
-                snapshots.best_model = {k: v.detach().cpu().clone() for k, v in raw_model.state_dict().items()}
-            else:
-                snapshots.best_prompts = raw_prompts.embeddings.detach().cpu().clone()
-
-    validation_indices = list(range(min(args.num_validation_images, len(datasets["backlit_enhance"]))))
-
-    @torch.no_grad()
-    def log_validation() -> None:
-        if not accelerator.is_main_process or not validation_indices:
-            return
-        from PIL import Image
-
-        raw_model.eval()
-        inputs = torch.stack([datasets["backlit_enhance"][i][0] for i in validation_indices]).to(accelerator.device)
-        inputs = inputs.float() / EIGHT_BIT_MAX
-        outputs = raw_model(inputs).reconstruction.float().clamp(0, 1)
-        raw_model.train()
-        grid = image_grid([inputs, outputs]).cpu()
-        samples = output_dir / "samples"
-        samples.mkdir(exist_ok=True)
-        array = quantize(grid.permute(1, 2, 0), 8).numpy()
-        Image.fromarray(array).save(samples / f"step_{progress.global_step:07d}.png")
-        for tracker in accelerator.trackers:
-            if tracker.name == "tensorboard":
-                tracker.writer.add_image("validation/before_after", grid, progress.global_step)
-
-    # ---- loop
-    progress_bar = tqdm(total=args.max_train_steps, initial=progress.global_step, disable=not accelerator.is_local_main_process)
-    text_embeds = None
-    while progress.global_step < args.max_train_steps:
-        stage = progress.stage
-        if progress.phase_step >= phase_length(args, stage):
-            end_phase()
-            text_embeds = None
-            continue
-        refine_batch_sizes()
-        if stage in (STAGE_PROMPT_INIT, STAGE_PROMPT_REFINE):
-            module, opt = prompts, prompt_optimizer
-        else:
-            module, opt = model, optimizer
-            if text_embeds is None and stage == STAGE_ENHANCE:
-                with torch.no_grad():
-                    text_embeds = raw_prompts.text_embeddings(guidance).float()
-        total, extras = 0.0, {}
-        for micro in range(args.gradient_accumulation_steps):
-            generator = step_generator(args, progress.global_step, micro, accelerator.process_index)
-            with accelerator.accumulate(module):
-                if stage == STAGE_PROMPT_INIT:
-                    loss, extras = prompt_init_micro(generator)
-                elif stage == STAGE_PROMPT_REFINE:
-                    loss, extras = prompt_refine_micro(generator)
-                else:
-                    loss, extras = enhance_micro(generator, text_embeds, reconstruction=stage == STAGE_RECONSTRUCTION)
-                accelerator.backward(loss)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            total = total + loss.detach()
-        mean_loss = accelerator.reduce(total / args.gradient_accumulation_steps, reduction="mean").item()
-        progress.global_step += 1
-        progress.phase_step += 1
-        track_best(mean_loss)
-
-        progress_bar.update(1)
-        progress_bar.set_postfix(stage=stage, round=progress.round, loss=f"{mean_loss:.4f}")
-        scalars = {f"{stage}/loss": mean_loss, **{f"{stage}/{k}": v.item() for k, v in extras.items()}}
-        accelerator.log(scalars, step=progress.global_step)
-
-        if progress.global_step % args.checkpointing_steps == 0:
-            folder = output_dir / f"checkpoint-{progress.global_step}"
-            if accelerator.is_main_process:
-                prune_checkpoints(output_dir, args.checkpoints_total_limit)
-            accelerator.wait_for_everyone()
-            save_training_state(accelerator, folder, progress, snapshots)
-            log.info(f"saved state to {folder}", main_process_only=True)
-        if progress.global_step % args.validation_steps == 0:
-            log_validation()
-    progress_bar.close()
-
-    # ---- output: the best states of the phase that was running, then a from_pretrained folder
-    apply_best()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        raw_model.save_pretrained(output_dir)
-        raw_prompts.save(output_dir / PROMPT_FILE)
-        (output_dir / ARGS_FILE).write_text(json.dumps(vars(args), indent=1, default=str))
-        write_model_card(output_dir, args, progress, len(backlit_source), len(welllit_source))
-        log_validation()
-        if args.push_to_hub:
-            from huggingface_hub import create_repo, upload_folder
-
-            repo_id = create_repo(args.hub_model_id, exist_ok=True, token=args.hub_token).repo_id
-            upload_folder(repo_id=repo_id, folder_path=str(output_dir), token=args.hub_token,
-                          commit_message="CLIP-LIT training", ignore_patterns=["checkpoint-*", "checkpoint-*/**", "logs/**"])
+        upload_folder(repo_id=repo_id, folder_path=str(output_dir), token=args.hub_token, commit_message="CLIP-LIT training",
+                      ignore_patterns=["checkpoint-*", "checkpoint-*/**", "logs/**"])
     accelerator.end_training()
 
 
@@ -628,18 +799,19 @@ tags:
 
 # CLIP-LIT backlit enhancement model
 
-A `CLIPLITModel` trained with CLIP-LIT ("Iterative Prompt Learning for Unsupervised Backlit Image
-Enhancement", Liang et al., ICCV 2023) by `train/train.py`, from {num_backlit} backlit and
-{num_welllit} well-lit unpaired images.
+A `CLIPLITModel` trained by cliplit's `train/train.py` with {GUIDANCE_NAMES[args.guidance]} guidance,
+from {num_backlit} backlit and {num_welllit} well-lit images (the network of CLIP-LIT, "Iterative Prompt
+Learning for Unsupervised Backlit Image Enhancement", Liang et al., ICCV 2023).
 
-- CLIP: `{args.clip_model}`; prompt length {args.prompt_length}
-- steps: {progress.global_step} (prompt init {args.prompt_init_steps}, reconstruction {args.reconstruction_steps},
-  rounds of {args.enhance_steps_per_round} enhancement + {args.prompt_steps_per_round} prompt steps; ended in
-  stage `{progress.stage}` of round {progress.round})
-- initial model: `{args.init_model}`; initial prompts: `{args.init_prompts}`
-- loss weights: w_clip {args.clip_loss_weight}, w_id {args.identity_loss_weight}
+- guidance CLIP: `{args.clip_model}`; identity features: `{args.identity_model}`
+- steps: {progress.global_step} (guidance initialization {args.prompt_init_steps}, reconstruction
+  {args.reconstruction_steps}, enhancement phases of {args.enhance_steps_per_round} steps; ended in stage
+  `{progress.stage}` of round {progress.round})
+- trained as the `{args.train_padding_mode}` network; saved configured for reflect padding
+- initial model: `{args.init_model}`; initial pair: `{args.init_prompts}`
+- loss weights: guidance {args.clip_loss_weight}, identity {args.identity_loss_weight}
 
-`{PROMPT_FILE}` holds the learned prompt pair (row 0 backlit, row 1 well-lit) and `{ARGS_FILE}` the
+`{GUIDANCE_FILES[args.guidance]}` holds what the guidance learned or computed and `{ARGS_FILE}` the
 training arguments.
 
 ```python

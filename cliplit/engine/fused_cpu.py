@@ -44,7 +44,7 @@ def fused_cpu_supported(model, device: torch.device, dtype: torch.dtype, channel
         and dtype == torch.float32
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
-        and model.config.padding_mode in ("reflect", "zeros")
+        and all(conv.padding_mode in ("reflect", "zeros") for conv in model.modules() if isinstance(conv, nn.Conv2d))
         and model.pyramid_pooling.fuse_activation.weight.numel() == 1
     )
 
@@ -118,7 +118,6 @@ class CLIPLITFusedCPU:
         self.model = model
         config = model.config
         self.slope = config.negative_slope
-        self.reflect = config.padding_mode == "reflect"
         self.floor = config.illumination_floor
         pyramid = model.pyramid_pooling
         hidden = config.hidden_size
@@ -146,11 +145,12 @@ class CLIPLITFusedCPU:
         `accumulate=True` adds the convolution to `out`'s contents, else `out` is overwritten), with
         the model's padding. `x`: (1, C_in, H, W), `out`: (1, C_out, H, W), both channels-last.
         """
-        frame_residual = _frame_values(out) if (accumulate and self.reflect) else None
+        reflect = conv.padding_mode == "reflect"
+        frame_residual = _frame_values(out) if (accumulate and reflect) else None
         if not accumulate:
             out.zero_()
         _add_convolution(out, x, conv.weight, conv.bias)
-        if self.reflect:  # recompute the frame with reflection padding, before the activation
+        if reflect:  # recompute the frame with reflection padding, before the activation
             frame = self.frame_weights[conv] @ _frame_patches(x)
             if conv.bias is not None:
                 frame += conv.bias[:, None]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
+from ..model.architecture import PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 
 DEFAULT_OUTPUT_DIR = "enhanced"
@@ -55,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert an authors' .pth checkpoint into a from_pretrained folder")
     convert.add_argument("checkpoint", metavar="CHECKPOINT.pth")
     convert.add_argument("output_dir", metavar="OUTPUT_DIR")
-    convert.add_argument("--padding-mode", default="reflect", choices=["reflect", "zeros"],
-                         help="padding of the 3x3 convolutions: reflect (the published network) or zeros")
+    convert.add_argument("--padding-mode", default="reflect", choices=list(PADDING_VARIANTS),
+                         help="reflect: the published network (default); noreflect: the authors' training network "
+                              "(zero padding on the four outer 3x3 convolutions only); zeros: zero padding everywhere")
     convert.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT_DIR")
     convert.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the folder to this Hub repo")
     return parser
@@ -156,9 +158,9 @@ def run_convert(args: argparse.Namespace) -> int:
     from ..model.configuration_cliplit import CLIPLITConfig
     from ..model.conversion import convert_checkpoint
 
-    folder = convert_checkpoint(
-        args.checkpoint, args.output_dir, CLIPLITConfig(padding_mode=args.padding_mode), overwrite=args.overwrite
-    )
+    padding_mode, outer_padding_mode = PADDING_VARIANTS[args.padding_mode]
+    config = CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode)
+    folder = convert_checkpoint(args.checkpoint, args.output_dir, config, overwrite=args.overwrite)
     print(f"wrote {folder} (config.json, model.safetensors, preprocessor_config.json)")
     if args.push_to_hub:
         from ..model.loading import load_image_processor, load_model

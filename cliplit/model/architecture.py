@@ -33,7 +33,11 @@ class ArchitectureConfig:
     num_channels: channels of the input image (RGB). hidden_size / expanded_hidden_size: widths of the
     outer and the two middle stages. pyramid_bins / pyramid_reduction_size: output sizes of the
     pyramid's adaptive average pools and channels of each pooled branch. padding_mode: padding of the
-    3x3 convolutions (the pyramid fuse convolution always pads with zeros). negative_slope: slope of
+    3x3 convolutions of the residual blocks, and of the four outer 3x3 convolutions (stem, widening,
+    narrowing, head) unless outer_padding_mode says otherwise (None: the same; the pyramid fuse
+    convolution always pads with zeros). The published network pads everything by reflection; the
+    authors train their `_noreflect` variant: padding_mode "reflect", outer_padding_mode "zeros"
+    (`NOREFLECT`). negative_slope: slope of
     the leaky ReLUs. illumination_channels: channels of the predicted map. illumination_floor: lower
     bound of the map before dividing by it (> 0, so no output is NaN or infinite). default_strength:
     exponent of the map in clamp(I / L**strength, 0, 1), 1 = published result.
@@ -45,6 +49,7 @@ class ArchitectureConfig:
     pyramid_bins: tuple[int, ...] = field(default=DEFAULT_PYRAMID_BINS)
     pyramid_reduction_size: int = 8
     padding_mode: str = "reflect"
+    outer_padding_mode: str | None = None
     negative_slope: float = 0.2
     illumination_channels: int = 1
     illumination_floor: float = 1e-4
@@ -89,7 +94,7 @@ def _positive_int(name: str, value) -> None:
 
 def validate_architecture(
     num_channels, hidden_size, expanded_hidden_size, pyramid_bins, pyramid_reduction_size, padding_mode,
-    negative_slope, illumination_channels, illumination_floor, default_strength,
+    outer_padding_mode, negative_slope, illumination_channels, illumination_floor, default_strength,
 ) -> None:
     """Raise `ValueError` naming the first value a network cannot be built or run with."""
     for name, value in (("num_channels", num_channels), ("hidden_size", hidden_size),
@@ -103,11 +108,24 @@ def validate_architecture(
         _positive_int("each of pyramid_bins", value)
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
+    if outer_padding_mode is not None and outer_padding_mode not in PADDING_MODES:
+        raise ValueError(f"outer_padding_mode must be None or one of {', '.join(PADDING_MODES)}, got {outer_padding_mode!r}")
     if not (isinstance(negative_slope, (int, float)) and math.isfinite(negative_slope)):
         raise ValueError(f"negative_slope must be a finite number, got {negative_slope!r}")
     if not (isinstance(illumination_floor, (int, float)) and math.isfinite(illumination_floor) and illumination_floor > 0):
         raise ValueError(f"illumination_floor must be positive, got {illumination_floor!r}")
     check_strength(default_strength, "default_strength")
+
+
+def outer_padding(config) -> str:
+    """The padding of the four outer 3x3 convolutions: `outer_padding_mode`, else `padding_mode`."""
+    return getattr(config, "outer_padding_mode", None) or config.padding_mode
+
+
+# The two networks of the authors' code (`model_small.py`), as (padding_mode, outer_padding_mode).
+PUBLISHED_PADDING = ("reflect", None)  # UNet_emb_oneBranch_symmetry: what they evaluate and publish
+NOREFLECT_PADDING = ("reflect", "zeros")  # UNet_emb_oneBranch_symmetry_noreflect: what they train
+PADDING_VARIANTS = {"reflect": PUBLISHED_PADDING, "noreflect": NOREFLECT_PADDING, "zeros": ("zeros", None)}
 
 
 def check_strength(strength, name: str = "strength") -> float:
@@ -133,7 +151,11 @@ __all__ = [
     "MODEL_TYPE",
     "PROCESSOR_FILE",
     "WEIGHTS_FILE",
+    "NOREFLECT_PADDING",
+    "PADDING_VARIANTS",
+    "PUBLISHED_PADDING",
     "check_strength",
+    "outer_padding",
     "resolve_strength",
     "validate_architecture",
 ]

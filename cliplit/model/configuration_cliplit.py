@@ -29,8 +29,14 @@ class CLIPLITConfig(PreTrainedConfig):
         pyramid_reduction_size (`int`, *optional*, defaults to 8):
             Channels of each pooled branch after its 1x1 convolution.
         padding_mode (`str`, *optional*, defaults to `"reflect"`):
-            Padding of the 3x3 convolutions (the pyramid fuse convolution always pads with zeros,
-            as in the published network).
+            Padding of the residual blocks' 3x3 convolutions, and of the four outer ones unless
+            `outer_padding_mode` is set (the pyramid fuse convolution always pads with zeros, as in
+            the published network).
+        outer_padding_mode (`str`, *optional*):
+            Padding of the four outer 3x3 convolutions (stem, widening, narrowing, head); `None`
+            (default, and in configurations saved before it existed): the same as `padding_mode`.
+            The authors train their `_noreflect` network: `padding_mode="reflect"`,
+            `outer_padding_mode="zeros"`.
         negative_slope (`float`, *optional*, defaults to 0.2):
             Slope of the leaky ReLUs.
         illumination_channels (`int`, *optional*, defaults to 1):
@@ -53,6 +59,7 @@ class CLIPLITConfig(PreTrainedConfig):
         pyramid_bins=_DEFAULTS.pyramid_bins,
         pyramid_reduction_size: int = _DEFAULTS.pyramid_reduction_size,
         padding_mode: str = _DEFAULTS.padding_mode,
+        outer_padding_mode: str | None = _DEFAULTS.outer_padding_mode,
         negative_slope: float = _DEFAULTS.negative_slope,
         illumination_channels: int = _DEFAULTS.illumination_channels,
         illumination_floor: float = _DEFAULTS.illumination_floor,
@@ -61,7 +68,7 @@ class CLIPLITConfig(PreTrainedConfig):
     ):
         validate_architecture(
             num_channels, hidden_size, expanded_hidden_size, tuple(pyramid_bins), pyramid_reduction_size,
-            padding_mode, negative_slope, illumination_channels, illumination_floor, default_strength,
+            padding_mode, outer_padding_mode, negative_slope, illumination_channels, illumination_floor, default_strength,
         )
         self.num_channels = num_channels
         self.hidden_size = hidden_size
@@ -69,6 +76,7 @@ class CLIPLITConfig(PreTrainedConfig):
         self.pyramid_bins = list(pyramid_bins)
         self.pyramid_reduction_size = pyramid_reduction_size
         self.padding_mode = padding_mode
+        self.outer_padding_mode = outer_padding_mode
         self.negative_slope = negative_slope
         self.illumination_channels = illumination_channels
         self.illumination_floor = illumination_floor

@@ -15,11 +15,13 @@ the same names, so both load the same `model.safetensors`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import ArchitectureConfig, resolve_strength
+from .architecture import ArchitectureConfig, outer_padding, resolve_strength
 
 KERNEL_SIZE = 3
 IDENTITY_HEAD_BIAS = 1.0  # see `CLIPLITNetworkMixin.start_from_identity`
@@ -121,20 +123,36 @@ class CLIPLITNetworkMixin:
     """
 
     def _build_layers(self, config) -> None:
-        hidden, wide, pad, slope = (
+        hidden, wide, pad, outer, slope = (
             config.hidden_size,
             config.expanded_hidden_size,
             config.padding_mode,
+            outer_padding(config),
             config.negative_slope,
         )
-        self.stem = conv3x3(config.num_channels, hidden, pad, bias=True)
+        self.stem = conv3x3(config.num_channels, hidden, outer, bias=True)
         self.encoder_blocks = nn.ModuleList(CLIPLITResidualBlock(hidden, pad, slope) for _ in range(BLOCKS_PER_STAGE))
         self.pyramid_pooling = CLIPLITPyramidPooling(config)
-        self.expand = conv3x3(hidden, wide, pad, bias=True)
+        self.expand = conv3x3(hidden, wide, outer, bias=True)
         self.middle_blocks = nn.ModuleList(CLIPLITResidualBlock(wide, pad, slope) for _ in range(BLOCKS_PER_STAGE))
-        self.reduce = conv3x3(wide, hidden, pad, bias=True)
+        self.reduce = conv3x3(wide, hidden, outer, bias=True)
         self.decoder_blocks = nn.ModuleList(CLIPLITResidualBlock(hidden, pad, slope) for _ in range(BLOCKS_PER_STAGE))
-        self.illumination_head = conv3x3(hidden, config.illumination_channels, pad, bias=True)
+        self.illumination_head = conv3x3(hidden, config.illumination_channels, outer, bias=True)
+
+    def set_padding(self, padding_mode: str, outer_padding_mode: str | None) -> None:
+        """
+        Switch the padding of the 3x3 convolutions (weights unchanged) and record it in the config: how
+        a network trained as the authors' `_noreflect` variant becomes the all-reflect network they
+        evaluate. The pyramid fuse convolution keeps its zero padding.
+        """
+        if isinstance(self.config, ArchitectureConfig):  # frozen
+            self.config = dataclasses.replace(self.config, padding_mode=padding_mode, outer_padding_mode=outer_padding_mode)
+        else:
+            self.config.padding_mode, self.config.outer_padding_mode = padding_mode, outer_padding_mode
+        for conv in (self.stem, self.expand, self.reduce, self.illumination_head):
+            conv.padding_mode = outer_padding(self.config)
+        for block in (*self.encoder_blocks, *self.middle_blocks, *self.decoder_blocks):
+            block.conv1.padding_mode = block.conv2.padding_mode = padding_mode
 
     @property
     def encoder_radius(self) -> int:

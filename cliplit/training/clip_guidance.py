@@ -3,13 +3,11 @@
 Images in [0, 1] are resized to CLIP's input size (224x224 for ViT-B/32, no crop) and normalized with
 CLIP's mean and standard deviation inside torch, so gradients flow back to the enhancement network.
 
-Identity-loss depths. The authors compared CLIP RN101 features at five depths: the stem output and
-the outputs of the four residual stages, i.e. evenly covering the network from the first
-convolutional features to the last spatial features, with weights 1, 1, 1, 1, 0.5 from shallow to
-deep. ``transformers`` has no CLIP ResNet, so for a ViT we take the vision tower's hidden states at
-five evenly spaced depths from the embedding output (the ViT's "stem": patch embedding + position
-embedding + pre-layernorm) to the last encoder layer: indices round(linspace(0, num_layers, 5)),
-i.e. 0, 3, 6, 9, 12 for ViT-B/32. Like the ResNet stages these are stem + four equal sections.
+With `--identity_model vit`, the identity loss uses this CLIP's vision hidden states at five evenly
+spaced depths from the embedding output (the ViT's "stem": patch embedding + position embedding +
+pre-layernorm) to the last encoder layer, indices round(linspace(0, num_layers, 5)), i.e. 0, 3, 6, 9,
+12 for ViT-B/32: like the authors' RN101 stages (`cliplit.training.identity`), a stem plus four equal
+sections. The default identity features are the authors' RN101's.
 """
 
 from __future__ import annotations
@@ -25,6 +23,9 @@ from torch import nn
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 NUM_IDENTITY_DEPTHS = 5
+# The authors resize tensors with torchvision's `Resize((224, 224))`, which did not antialias tensors
+# (its `antialias=None` default) in the torchvision of their code.
+AUTHORS_ANTIALIAS = False
 LOGIT_SCALE = 100.0  # the paper scores images with softmax(100 * cosine), not CLIP's learned scale
 
 
@@ -36,16 +37,17 @@ def identity_depths(num_layers: int, count: int = NUM_IDENTITY_DEPTHS) -> tuple[
 
 
 def preprocess_for_clip(
-    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int, antialias: bool = AUTHORS_ANTIALIAS
 ) -> torch.Tensor:
     """
     Differentiable CLIP preprocessing.
 
     `images`: (B, 3, H, W) in [0, 1]; `mean`, `std`: (3,) -> (B, 3, size, size) normalized pixels.
-    Resized bilinearly with antialiasing to size x size (no crop: the whole image is seen).
+    Resized bilinearly to size x size (no crop: the whole image is seen), without antialiasing by
+    default, as the authors' `transforms.Resize((224, 224))` on tensors did.
     """
     if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
     return (images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
@@ -110,6 +112,11 @@ class CLIPGuidance(nn.Module):
         return embeds, hidden
 
     # ------------------------------------------------------------------------------------- text
+    @property
+    def projection_dim(self) -> int:
+        """Dimension of CLIP's joint embedding space."""
+        return int(self.clip.config.projection_dim)
+
     @property
     def text_width(self) -> int:
         """Width of the text transformer's token embeddings."""

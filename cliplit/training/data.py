@@ -171,6 +171,30 @@ class ResizedImages(Dataset):
         return pil_to_uint8_tensor(self.source.load(index), self.size), index
 
 
+class CenterCroppedImages(Dataset):
+    """
+    Torch dataset for CLIP embeddings of whole training images: item i -> (uint8 tensor (3, size, size), i),
+    the image's shorter side resized to `size` (bicubic) and the centre cropped, as CLIP's own
+    preprocessing (and RAVE's embedding extraction) does.
+    """
+
+    def __init__(self, source, size: int):
+        self.source = source
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.source.load(index)
+        scale = self.size / min(image.size)
+        resized = image.resize((max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale))),
+                               Image.Resampling.BICUBIC)
+        left, top = (resized.width - self.size) // 2, (resized.height - self.size) // 2
+        cropped = resized.crop((left, top, left + self.size, top + self.size))
+        return torch.from_numpy(np.asarray(cropped, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous(), index
+
+
 def stream_indices(length: int, seed: int, start_item: int, global_batch: int, rank: int, per_process: int) -> Iterator[list[int]]:
     """
     Deterministic infinite batches over `length` items: the concatenation of epoch permutations
@@ -242,7 +266,7 @@ def random_augment(
 
 
 __all__ = [
-    "DataError",
+    "CenterCroppedImages",
     "ENHANCE_ZOOM_RANGE",
     "PROMPT_ZOOM_RANGE",
     "FolderImages",

@@ -75,6 +75,16 @@ def identity_loss(
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
+def rave_guidance_loss(image_embeds: torch.Tensor, residual: torch.Tensor, threshold: float) -> torch.Tensor:
+    """
+    RAVE guidance loss (Gaintseva et al., ECCV 2024): mean over the batch of (cos(E(I_t), r) - t)^2, for
+    the CLIP image embeddings (B, P) of the enhanced images, the residual vector r (P,) and the
+    threshold t = cos(mean well-lit embedding, r) (see `cliplit.training.rave`). Returns a scalar.
+    """
+    cosine = F.normalize(image_embeds.float(), dim=-1) @ F.normalize(residual.float().to(image_embeds.device), dim=0)
+    return (cosine - threshold).pow(2).mean()
+
+
 def positive_scores(logits: torch.Tensor) -> torch.Tensor:
     """Paper Eq. (7): S(I) = softmax over the pair of `logits` (B, 2), positive column -> (B,)."""
     return logits.float().softmax(dim=-1)[:, POSITIVE]
@@ -126,4 +136,5 @@ __all__ = [
     "positive_scores",
     "prompt_initialization_loss",
     "prompt_refinement_loss",
+    "rave_guidance_loss",
 ]

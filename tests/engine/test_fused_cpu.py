@@ -12,6 +12,7 @@ from cliplit.model.modeling_cliplit import CLIPLITModel
 from cliplit.engine.fused_cpu import Workspace
 from cliplit.engine.runtime import Runtime
 from cliplit.engine.tiling import Box, estimate_tiled
+from cliplit.model.architecture import PADDING_VARIANTS
 from helpers import random_pixels as random_image
 
 # float32 rounding of a different summation order, through 17 layers (measured: ~1e-6 relative)
@@ -42,9 +43,11 @@ def test_fused_pass_equals_the_model_with_reflection_padding(reference_model, si
     assert_same_map(runtime.whole(pixels), eager(reference_model, pixels))
 
 
-def test_fused_pass_equals_the_model_with_zero_padding():
+@pytest.mark.parametrize("variant", ["zeros", "noreflect"])
+def test_fused_pass_equals_the_model_with_zero_or_mixed_padding(variant):
     torch.manual_seed(0)
-    model = CLIPLITModel(CLIPLITConfig(padding_mode="zeros")).eval()
+    padding_mode, outer_padding_mode = PADDING_VARIANTS[variant]
+    model = CLIPLITModel(CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode)).eval()
     model.start_from_identity()
     runtime = fused_runtime(model)
     for size in ODD_SIZES:

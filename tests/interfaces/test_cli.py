@@ -224,3 +224,20 @@ def test_bad_model_and_checkpoint_paths_give_one_line_errors(tmp_path):
         assert result.returncode == 1
         lines = error_lines(result)
         assert len(lines) == 1 and name in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(("variant", "residual_padding", "outer_padding"),
+                         [("reflect", "reflect", "reflect"), ("noreflect", "reflect", "zeros"), ("zeros", "zeros", "zeros")])
+def test_convert_builds_each_padding_variant(tmp_path, variant, residual_padding, outer_padding):
+    import json
+
+    from cliplit.model.loading import load_network
+
+    result = run_cli("convert", ENHANCEMENT_CHECKPOINT, tmp_path / "model", "--padding-mode", variant)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["padding_mode"] == residual_padding
+    network = load_network(tmp_path / "model")
+    assert network.stem.padding_mode == network.illumination_head.padding_mode == outer_padding
+    assert network.encoder_blocks[0].conv1.padding_mode == residual_padding
+    assert network.pyramid_pooling.fuse_conv.padding_mode == "zeros"

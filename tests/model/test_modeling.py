@@ -205,3 +205,61 @@ def test_push_to_hub_uploads_the_saved_files(reference_model, monkeypatch):
     reference_model.push_to_hub("our-org/clip-lit", token="hf_dummy")
     assert uploaded["repo_id"] == "our-org/clip-lit"
     assert "model.safetensors" in uploaded["files"] and "config.json" in uploaded["files"]
+
+
+def authors_noreflect_illumination(state: dict, pixels: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
+    """
+    An independent plain evaluation of the authors' `UNet_emb_oneBranch_symmetry_noreflect`
+    (`model_small.py`): zero padding on the four outer 3x3 convolutions (cond1, condx, condy,
+    cond_add1) and the pyramid fuse, reflection padding in the residual blocks, ReLU head.
+    `state` holds our key names; written with functional calls only.
+    """
+    import torch.nn.functional as F
+
+    def outer(x, name):
+        return F.conv2d(x, state[f"{name}.weight"], state.get(f"{name}.bias"), padding=1)
+
+    def residual(x, name):
+        inner = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), state[f"{name}.conv1.weight"])
+        inner = F.leaky_relu(inner, slope)
+        return F.leaky_relu(F.conv2d(F.pad(inner, (1, 1, 1, 1), mode="reflect"), state[f"{name}.conv2.weight"]) + x, slope)
+
+    x = F.leaky_relu(outer(pixels, "stem"), slope)
+    x = residual(residual(x, "encoder_blocks.0"), "encoder_blocks.1")
+    branches = [x]
+    for index, bins in enumerate((1, 2, 3, 6)):
+        pooled = F.conv2d(F.adaptive_avg_pool2d(x, bins), state[f"pyramid_pooling.stages.{index}.conv.weight"])
+        pooled = F.prelu(pooled, state[f"pyramid_pooling.stages.{index}.activation.weight"])
+        branches.append(F.interpolate(pooled, x.shape[-2:], mode="bilinear", align_corners=True))
+    x = F.conv2d(torch.cat(branches, 1), state["pyramid_pooling.fuse_conv.weight"], padding=1)
+    x = F.prelu(x, state["pyramid_pooling.fuse_activation.weight"])
+    x = residual(residual(outer(x, "expand"), "middle_blocks.0"), "middle_blocks.1")
+    x = residual(residual(outer(x, "reduce"), "decoder_blocks.0"), "decoder_blocks.1")
+    return F.relu(outer(x, "illumination_head"))
+
+
+def test_the_noreflect_configuration_computes_the_authors_noreflect_network(reference_model):
+    from cliplit.model.architecture import NOREFLECT_PADDING, PADDING_VARIANTS
+
+    padding_mode, outer_padding_mode = NOREFLECT_PADDING
+    noreflect = CLIPLITModel(CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode)).eval()
+    noreflect.load_state_dict(reference_model.state_dict())
+    pixels = random_image(45, 38, seed=4)
+    with torch.no_grad():
+        ours = noreflect.estimate_illumination(pixels)
+        authors = authors_noreflect_illumination(reference_model.state_dict(), pixels)
+        published = reference_model.estimate_illumination(pixels)
+    torch.testing.assert_close(ours, authors.clamp_min(noreflect.config.illumination_floor), rtol=1e-5, atol=1e-6)
+    assert (ours - published).abs()[..., 0, :].max() > 1e-3  # the variants differ (at the border most)
+    assert PADDING_VARIANTS["noreflect"] == NOREFLECT_PADDING
+
+
+def test_configurations_saved_before_outer_padding_still_load_as_they_computed(reference_model, tmp_path):
+    reference_model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("outer_padding_mode", None)  # as written before the field existed
+    config["padding_mode"] = "zeros"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = cliplit.load_model(tmp_path)
+    assert loaded.config.outer_padding_mode is None
+    assert {m.padding_mode for m in loaded.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)} == {"zeros"}
