@@ -156,6 +156,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sched.add_argument("--prompt_steps_per_round", type=int, default=1000)
     sched.add_argument("--max_train_steps", type=int, default=None,
                        help=f"Total optimizer steps over all stages (default: stages 1-2 plus {DEFAULT_ROUNDS} rounds).")
+    sched.add_argument("--phase_extension_threshold", type=float, default=90.0,
+                       help="An enhancement phase whose last loss is above this runs --phase_extension_steps more steps "
+                            "(the authors' thre_train / thr_loss, 90); inf turns it off.")
+    sched.add_argument("--phase_extension_steps", type=int, default=60)
     sched.add_argument("--best_check_steps", type=int, default=20,
                        help="Every this many steps, the mean loss since the last check picks the best model / prompt of the phase.")
 
@@ -229,6 +233,8 @@ class Progress:
     best_value: float = math.inf
     num_results: int = 0
     rave_threshold: float | None = None
+    phase_extension: int = 0  # steps added to the running phase (--phase_extension_threshold)
+    last_loss: float = math.inf
 
 
 class Snapshots:
@@ -585,7 +591,18 @@ class Trainer:
 
     # ---- phases
     def phase_length(self, stage: Stage) -> float:
-        return math.inf if stage.length is None else getattr(self.args, stage.length)
+        return math.inf if stage.length is None else getattr(self.args, stage.length) + self.progress.phase_extension
+
+    def extend_phase(self, stage: Stage) -> bool:
+        """The authors' rule: an enhancement phase (after the reconstruction) whose last loss is above
+        --phase_extension_threshold runs --phase_extension_steps more steps."""
+        if stage.name != ENHANCE or not self.progress.last_loss > self.args.phase_extension_threshold:
+            return False
+        self.progress.phase_extension += self.args.phase_extension_steps
+        self.log.info(f"step {self.progress.global_step}: loss {self.progress.last_loss:.2f} above "
+                      f"{self.args.phase_extension_threshold:g}: enhancement phase extended by {self.args.phase_extension_steps} steps",
+                      main_process_only=True)
+        return True
 
     @torch.no_grad()
     def compute_results(self) -> torch.Tensor:
@@ -634,6 +651,7 @@ class Trainer:
         progress.stage = stage.next
         progress.round += int(stage.round_ends)
         progress.phase_step = 0
+        progress.phase_extension = 0
         progress.losses_since_check = []
         progress.best_value = math.inf
         self.snapshots.best_model, self.snapshots.best_guidance = None, None
@@ -683,7 +701,8 @@ class Trainer:
         while progress.global_step < args.max_train_steps:
             stage = self.stages[progress.stage]
             if progress.phase_step >= self.phase_length(stage):
-                self.end_phase()
+                if not self.extend_phase(stage):
+                    self.end_phase()
                 continue
             self.streams.per_process["backlit_prompt"] = self.half if stage.name == PROMPT_INIT else args.prompt_batch_size
             self.streams.per_process["welllit_prompt"] = self.streams.per_process["backlit_prompt"]
@@ -706,6 +725,7 @@ class Trainer:
             mean_loss = accelerator.reduce(total / args.gradient_accumulation_steps, reduction="mean").item()
             progress.global_step += 1
             progress.phase_step += 1
+            progress.last_loss = mean_loss
             self.track_best(stage, mean_loss)
             bar.update(1)
             bar.set_postfix(stage=stage.name, round=progress.round, loss=f"{mean_loss:.4f}")

@@ -171,19 +171,12 @@ class ResizedImages(Dataset):
         return pil_to_uint8_tensor(self.source.load(index), self.size), index
 
 
-class CenterCroppedImages(Dataset):
+class CenterCroppedImages(ResizedImages):
     """
     Torch dataset for CLIP embeddings of whole training images: item i -> (uint8 tensor (3, size, size), i),
     the image's shorter side resized to `size` (bicubic) and the centre cropped, as CLIP's own
     preprocessing (and RAVE's embedding extraction) does.
     """
-
-    def __init__(self, source, size: int):
-        self.source = source
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.source)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.source.load(index)

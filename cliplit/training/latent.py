@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .clip_guidance import cosine_logits
-from .prompts import EMBEDDINGS_KEY, NEGATIVE, NUM_PROMPTS, POSITIVE
+from .prompts import EMBEDDINGS_KEY, NEGATIVE, NUM_PROMPTS, POSITIVE, read_pair_file
 
 LATENT_FILE = "latent_pair.safetensors"
 KIND_KEY, KIND = "kind", "latent_pair"
@@ -51,14 +51,7 @@ class LatentPair(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> "LatentPair":
         """Read a pair written by `save` (a .safetensors file or a folder holding latent_pair.safetensors)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / LATENT_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: latent pair file not found")
-        tensors = load_file(str(path))
-        if EMBEDDINGS_KEY not in tensors:
-            raise ValueError(f"{path}: not a latent pair (no '{EMBEDDINGS_KEY}' tensor)")
+        _, tensors, _ = read_pair_file(path, LATENT_FILE, "latent pair")
         return cls(tensors[EMBEDDINGS_KEY])
 
 

@@ -92,20 +92,8 @@ class PromptPair(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> "PromptPair":
         """Read a pair written by `save` (a .safetensors file or a folder holding prompt_pair.safetensors)."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if path.is_dir():
-            path = path / PROMPT_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: prompt pair file not found")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            tensors = load_file(str(path))
-        except Exception as err:  # noqa: BLE001 - safetensors raises several types
-            raise ValueError(f"{path}: not a readable safetensors prompt pair ({err})") from err
-        if EMBEDDINGS_KEY not in tensors or "sot_token_id" not in metadata:
+        path, tensors, metadata = read_pair_file(path, PROMPT_FILE, "prompt pair")
+        if "sot_token_id" not in metadata:
             raise ValueError(f"{path}: not a CLIP-LIT prompt pair (no '{EMBEDDINGS_KEY}' tensor or token ids)")
         return cls(tensors[EMBEDDINGS_KEY], int(metadata["sot_token_id"]), int(metadata["eot_token_id"]))
 
@@ -129,6 +117,27 @@ class PromptPair(nn.Module):
         if full.dim() != 3 or full.shape[0] != NUM_PROMPTS or full.shape[1] < prompt_length + 2:
             raise ValueError(f"{path}: embedding_prompt has shape {tuple(full.shape)}, expected (2, >= {prompt_length + 2}, width)")
         return cls(full[:, 1 : 1 + prompt_length], sot_token_id, eot_token_id)
+
+
+def read_pair_file(path: str | Path, file_name: str, what: str) -> tuple[Path, dict, dict]:
+    """(file, tensors, metadata) of a saved guidance pair: `path` is the .safetensors file or a folder
+    holding `file_name`; the tensors must include "embeddings". Errors name the file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types
+        raise ValueError(f"{path}: not a readable safetensors {what} ({err})") from err
+    if EMBEDDINGS_KEY not in tensors:
+        raise ValueError(f"{path}: not a {what} (no '{EMBEDDINGS_KEY}' tensor)")
+    return path, tensors, metadata
 
 
 def prompt_probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,7 @@ def _common_args(data: dict, clip: Path, identity: Path, guidance: str = "prompt
         "--train_batch_size", "2", "--prompt_batch_size", "2", "--best_check_steps", "2",
         "--dataloader_num_workers", "0", "--seed", "7", "--report_to", "tensorboard",
         "--checkpointing_steps", str(CHECKPOINT_EVERY), "--validation_steps", "5",
+        "--phase_extension_threshold", "inf",  # the schedule below is exact (the extension is tested apart)
     ]
     for key, value in E2E_SCHEDULE.items():
         args += [f"--{key}", str(value)]
@@ -225,6 +226,7 @@ BEHAVIOUR_ARGS = [
     # a tiny random CLIP has other feature scales than ViT-B/32: faster prompt lr, stronger identity term
     "--prompt_learning_rate", "1e-2", "--learning_rate", "1e-4", "--identity_loss_weight", "450",
     "--checkpointing_steps", "1000", "--validation_steps", "1000", "--dataloader_num_workers", "0", "--report_to", "none",
+    "--phase_extension_threshold", "inf",
 ]
 # RAVE has no guidance initialization: its run is the same 20 enhancement steps as the others'
 RAVE_BEHAVIOUR_ARGS = {"rave": ["--max_train_steps", "20"]}
@@ -350,3 +352,13 @@ def test_rave_shifted_variant_moves_the_residual_away_from_the_token_directions(
     (plain, _), (shifted, threshold) = residuals[0], residuals[3]
     assert abs(shifted.norm().item() - 1) < 1e-5 and -1 < threshold < 1
     assert (plain - shifted).abs().max() > 1e-4  # the shift changed the direction
+
+
+def test_an_enhancement_phase_above_the_loss_threshold_is_extended(tmp_path, data, tiny_clip, tiny_resnet):
+    out = tmp_path / "out"
+    args = _common_args(data, tiny_clip, tiny_resnet) + ["--output_dir", str(out), "--max_train_steps", "11",
+                                                          "--phase_extension_threshold", "0", "--phase_extension_steps", "2"]
+    log = _launch(args, processes=1).stderr
+    # prompt init 3 + reconstruction 2, then the 3-step enhancement phase is extended twice (2 steps each)
+    assert log.count("enhancement phase extended by 2 steps") == 2
+    assert "stage prompt_refine" not in log
