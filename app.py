@@ -22,6 +22,7 @@ if ZERO_GPU:  # Hugging Face ZeroGPU: `spaces` must be imported before torch, an
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -36,17 +37,15 @@ from PIL import Image
 from cliplit.engine.enhancer import Enhancer
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
-from cliplit.imaging.files import read_image, write_image
+from cliplit.imaging.files import DEFAULT_MAX_MEGAPIXELS, PIXELS_PER_MEGAPIXEL, read_image, write_image
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
 
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
-DEFAULT_MAX_MEGAPIXELS = 50.0
 DEFAULT_MAX_FILE_MB = 50
 BYTES_PER_MB = 1 << 20
-PIXELS_PER_MEGAPIXEL = 1_000_000
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
 QUEUE_MAX_SIZE = 32
 DISPLAY_MAX_SIDE = 1600  # the before/after view and the illumination map are shown at most this large
@@ -107,6 +106,10 @@ class DemoEnhancer:
     def default_strength(self) -> float:
         return resolve_strength(self.model.config)
 
+    def close(self) -> None:
+        """Delete every result this app wrote (its output folder)."""
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+
     def engine(self, fast: bool) -> Enhancer:
         """
         The exact or the fast (preview) engine, built once. A server keeps no activation buffers between
@@ -128,25 +131,10 @@ class DemoEnhancer:
         size_mb = path.stat().st_size / BYTES_PER_MB
         if size_mb > self.max_file_mb:
             raise UploadError(f"{path.name}: the file is {size_mb:.1f} MB, over the {self.max_file_mb:g} MB limit")
-        megapixels = self._header_megapixels(path)
-        if megapixels is not None and megapixels > self.max_megapixels:
-            raise UploadError(
-                f"{path.name}: the image is {megapixels:.1f} megapixels, over the {self.max_megapixels:g} MP limit"
-            )
-        try:
-            return read_image(path)
+        try:  # the pixel limit is checked from the header, before decoding
+            return read_image(path, max_megapixels=self.max_megapixels)
         except ImageReadError as error:
             raise UploadError(str(error).replace(display_name(path), display_name(path.name))) from None
-
-    @staticmethod
-    def _header_megapixels(path: Path) -> float | None:
-        """The pixel count from the file header, before decoding; None when the header is unreadable."""
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Exception:  # noqa: BLE001 - read_image reports unreadable files with the reason
-            return None
-        return width * height / PIXELS_PER_MEGAPIXEL
 
     def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
         try:  # the engine tiles large images itself (bounded memory)
@@ -299,7 +287,14 @@ def build_demo(
         gr.on([image_in.change, strength.release], preview_page, [image_in, strength], page_outputs,
               api_visibility="private", trigger_mode="always_last")
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
+    demo.enhancer = enhancer  # for `close_demo`
     return demo
+
+
+def close_demo(demo: gr.Blocks) -> None:
+    """Stop the server and delete the results it wrote."""
+    demo.close()
+    demo.enhancer.close()
 
 
 def launch_options(max_file_mb: float = DEFAULT_MAX_FILE_MB) -> dict:

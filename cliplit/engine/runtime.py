@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from ..errors import SettingsError
-from ..model.network import as_network
+from ..model.network import as_network, sanitize_pixels
 from . import fused_cpu
 from .fast import scale_matched_copy
 from .settings import PRECISION_NAMES
@@ -215,7 +215,7 @@ class Runtime:
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) on any device -> on this runtime's device and dtype, channels-last if enabled."""
-        pixels = pixels.to(self.device, self.dtype)
+        pixels = sanitize_pixels(pixels.to(self.device, self.dtype))
         return pixels.contiguous(memory_format=CHANNELS_LAST) if self.channels_last else pixels.contiguous()
 
     def whole(self, pixels: torch.Tensor) -> torch.Tensor:

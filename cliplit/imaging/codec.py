@@ -39,12 +39,15 @@ class DecodedImage:
         alpha: (H, W) float32 in [0, 1], or None when the image has no alpha channel.
         bit_depth: 8 or 16: the precision of the source, used for the output.
         grayscale: True when the source was single-channel (the output is written single-channel).
+        note: something the user should know about the source (e.g. only the first of its frames is
+            used), or None.
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     bit_depth: int = 8
     grayscale: bool = False
+    note: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -63,8 +66,12 @@ def quantize(values, bit_depth: int = 8):
     floor(x * max + 0.5) like torchvision's `save_image` (and the authors' saved outputs).
     """
     maximum = max_value(bit_depth)
-    if isinstance(values, np.ndarray):
-        return np.floor(np.clip(values, 0.0, 1.0) * maximum + 0.5).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    if isinstance(values, np.ndarray):  # one float temporary, the rest in place (large photos)
+        codes = np.clip(values, 0.0, 1.0, dtype=np.float32)
+        codes *= maximum
+        codes += 0.5
+        np.floor(codes, out=codes)
+        return codes.astype(np.uint16 if bit_depth == 16 else np.uint8)
     import torch
 
     codes = torch.floor(values.clamp(0, 1) * maximum + 0.5)
@@ -72,14 +79,22 @@ def quantize(values, bit_depth: int = 8):
 
 
 def _scale_integer_array(array: np.ndarray) -> tuple[np.ndarray, int]:
-    """An integer or float array to float32 in [0, 1] and its bit depth (8 or 16)."""
-    if array.dtype == np.uint8 or array.dtype == np.bool_:
-        return array.astype(np.float32) / (1 if array.dtype == np.bool_ else EIGHT_BIT_MAX), 8
-    if np.issubdtype(array.dtype, np.integer):
-        return np.clip(array.astype(np.float32) / SIXTEEN_BIT_MAX, 0.0, 1.0), 16
+    """
+    An image array to float32 in [0, 1] and its bit depth (8 or 16), with one float32 copy (the
+    scaling is done in place): bool and uint8 are 8-bit, uint16 is 16-bit, floats must be finite and
+    are clipped to [0, 1]. Other integer types are ambiguous (8-bit values in a uint32? 16-bit?) and
+    refused; PIL's 32-bit "I" images are converted to uint16 by `decode_pil` when their values fit.
+    """
+    if array.dtype in (np.uint8, np.bool_, np.uint16):
+        values = array.astype(np.float32)
+        values *= 1.0 / (SIXTEEN_BIT_MAX if array.dtype == np.uint16 else 1 if array.dtype == np.bool_ else EIGHT_BIT_MAX)
+        return values, 16 if array.dtype == np.uint16 else 8
     if np.issubdtype(array.dtype, np.floating):
-        return np.clip(array.astype(np.float32), 0.0, 1.0), 8
-    raise ValueError(f"unsupported array dtype {array.dtype}")
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("the image holds NaN or infinite values")
+        return np.clip(values, 0.0, 1.0, out=values), 8
+    raise ValueError(f"unsupported pixel type {array.dtype}: give uint8, uint16, or floats in [0, 1]")
 
 
 def decode_array(array: np.ndarray) -> DecodedImage:
@@ -105,7 +120,10 @@ def decode_pil(image: Image.Image) -> DecodedImage:
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in SIXTEEN_BIT_GRAY_MODES:
-        return decode_array(np.asarray(image).astype(np.uint16 if mode != "I" else np.int64))
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > SIXTEEN_BIT_MAX):
+            raise ValueError(f"{mode} pixel values outside 0-{SIXTEEN_BIT_MAX} are not supported")
+        return decode_array(values.astype(np.uint16))
     if mode == "F":
         return decode_array(np.asarray(image, dtype=np.float32))
     if mode == "P" and "transparency" in image.info:
@@ -150,8 +168,9 @@ def decode_image(image) -> DecodedImage:
 def encode_array(decoded: DecodedImage) -> np.ndarray:
     """A `DecodedImage` to an integer array (H, W[, C]) with the source's channels and bit depth."""
     color = decoded.pixels[:, :, :1] if decoded.grayscale else decoded.pixels
-    channels = [color] if decoded.alpha is None else [color, decoded.alpha[:, :, None]]
-    array = quantize(np.concatenate(channels, axis=2), decoded.bit_depth)
+    if decoded.alpha is not None:
+        color = np.concatenate([color, decoded.alpha[:, :, None]], axis=2)
+    array = quantize(color, decoded.bit_depth)
     return array[:, :, 0] if array.shape[2] == 1 else array
 
 

@@ -22,6 +22,10 @@ SIXTEEN_BIT_RAWMODE_MARK = ";16"
 COLOR_MODES = ("RGB", "RGBA")
 OUTPUT_SUFFIX = ".png"
 PARTIAL_MARK = ".partial"
+# The largest image read by default (CLI and app): decoded and enhanced (exact mode, automatic tiles)
+# within 4 GB of memory (figures: README, "Guarantees").
+DEFAULT_MAX_MEGAPIXELS = 50.0
+PIXELS_PER_MEGAPIXEL = 1_000_000
 
 
 def image_extensions() -> set[str]:
@@ -59,8 +63,11 @@ def _read_sixteen_bit_color(path: Path, orientation: int | None) -> DecodedImage
     return decode_array(_orient(array[:, :, order], orientation))
 
 
-def read_image(path: str | os.PathLike) -> DecodedImage:
-    """Read an image file into a `DecodedImage`; raises `ImageReadError` naming the file and the reason."""
+def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> DecodedImage:
+    """
+    Read an image file into a `DecodedImage`; raises `ImageReadError` naming the file and the reason.
+    `max_megapixels`: refuse larger images from their header, before decoding anything.
+    """
     path = Path(path)
     name = display_name(path)
     if not path.exists():
@@ -69,19 +76,28 @@ def read_image(path: str | os.PathLike) -> DecodedImage:
         raise ImageReadError(f"{name}: is a folder, not an image")
     try:
         with Image.open(path) as image:
+            megapixels = image.width * image.height / PIXELS_PER_MEGAPIXEL
+            if max_megapixels is not None and megapixels > max_megapixels:
+                raise ImageReadError(f"{name}: {image.width} x {image.height} pixels ({megapixels:.1f} MP) is over the "
+                                     f"{max_megapixels:g} MP limit (--max-megapixels)")
+            frames = getattr(image, "n_frames", 1)
             if _is_sixteen_bit_color(image):
-                return _read_sixteen_bit_color(path, image.getexif().get(EXIF_ORIENTATION_TAG))
-            image.load()
-            return decode_pil(image)
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{name}: not an image (or a format Pillow cannot read)") from None
+                decoded = _read_sixteen_bit_color(path, image.getexif().get(EXIF_ORIENTATION_TAG))
+            else:
+                image.load()
+                decoded = decode_pil(image)
     except Image.DecompressionBombError as error:
         raise ImageReadError(f"{name}: too large to read safely ({error})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as error:
         reason = str(error) or type(error).__name__
         if "truncated" in reason or "broken data stream" in reason:
             reason = f"truncated or corrupt image data ({reason})"
         raise ImageReadError(f"{name}: cannot read image: {reason}") from None
+    if frames > 1:
+        decoded.note = f"{name}: {frames} frames (animation or pages): only the first is enhanced"
+    return decoded
 
 
 def write_image(path: str | os.PathLike, image: DecodedImage) -> None:
@@ -111,4 +127,4 @@ def _write_png(path: Path, image: DecodedImage) -> None:
     encode_pil(image).save(path, format="PNG")
 
 
-__all__ = ["image_extensions", "read_image", "write_image", "OUTPUT_SUFFIX"]
+__all__ = ["DEFAULT_MAX_MEGAPIXELS", "OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]

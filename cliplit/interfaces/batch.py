@@ -7,6 +7,7 @@ Reading the next image and writing the previous result run in threads while the 
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,40 +67,69 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path
     return [by_resolved[p] for p in unique], failures
 
 
-def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> tuple[list[Job], list[Failure]]:
+@dataclass
+class Plan:
+    """What a batch will do: jobs to run, inputs that cannot run (failures), and inputs whose output
+    exists already (skipped: a rerun completes an interrupted batch; --overwrite redoes them)."""
+
+    jobs: list[Job]
+    failures: list[Failure]
+    skipped: list[Job]
+
+
+def output_names(source: Path):
+    """`<stem>.png`, then `<stem>.<ext>.png`, then `<stem>.<ext>-2.png`, ... (for inputs that share a stem)."""
+    yield f"{source.stem}{OUTPUT_SUFFIX}"
+    yield f"{source.stem}{source.suffix.lower()}{OUTPUT_SUFFIX}"
+    number = 2
+    while True:
+        yield f"{source.stem}{source.suffix.lower()}-{number}{OUTPUT_SUFFIX}"
+        number += 1
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.exists() and second.exists() and os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> Plan:
     """
-    Name each output `<stem>.png` in `output_dir`. Never targets an input file; two inputs with the same
-    stem get `<stem>.<ext>.png` for the later ones; an existing output is kept unless `overwrite`.
+    Name each output in `output_dir` (`output_names`: inputs sharing a stem are named apart, the same
+    way on every run). Never targets an input, a link to one or a folder; an existing output is skipped
+    unless `overwrite`.
     """
-    inputs = {p.resolve() for p in files}
+    inputs = [p.resolve() for p in files]
     taken: set[Path] = set()
-    jobs, failures = [], []
+    plan = Plan([], [], [])
     for source in files:
-        target = output_dir / f"{source.stem}{OUTPUT_SUFFIX}"
-        if target.resolve() in taken:
-            target = output_dir / f"{source.stem}{source.suffix.lower()}{OUTPUT_SUFFIX}"
+        target = next(output_dir / name for name in output_names(source) if (output_dir / name).resolve() not in taken)
         resolved = target.resolve()
+        taken.add(resolved)
         name, output = display_name(source), display_name(target)
-        if resolved in inputs:
-            failures.append(Failure(str(source), f"{name}: output {output} would overwrite an input; choose another --output"))
-        elif resolved in taken:
-            failures.append(Failure(str(source), f"{name}: output {output} would collide with another output"))
+        if resolved in inputs or any(_same_file(target, other) for other in inputs):
+            plan.failures.append(Failure(str(source), f"{name}: output {output} is an input (or a link to one); choose another --output"))
+        elif target.is_dir():
+            plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))
         elif target.exists() and not overwrite:
-            failures.append(Failure(str(source), f"{name}: output {output} exists (pass --overwrite to replace it)"))
+            plan.skipped.append(Job(source, target))
         else:
-            taken.add(resolved)
-            jobs.append(Job(source, target))
-    return jobs, failures
+            plan.jobs.append(Job(source, target))
+    return plan
 
 
 def run_jobs(
     jobs: list[Job],
     enhance: Callable[[DecodedImage], DecodedImage],
     on_done: Callable[[Job, Failure | None], None] | None = None,
+    read: Callable[[Path], DecodedImage] = read_image,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[Failure]:
     """
-    Read, enhance and write every job, overlapping reading and writing with `enhance`. A file that
-    fails is reported (one line) and the rest go on. Returns the failures.
+    Read (with `read`), enhance and write every job, overlapping reading and writing with `enhance`. A
+    file that fails is reported (one line) and the rest go on; a decoded image's note goes to
+    `on_note`. Returns the failures.
     """
     failures: list[Failure] = []
 
@@ -111,9 +141,11 @@ def run_jobs(
 
     with ThreadPoolExecutor(max_workers=PREFETCH_IMAGES, thread_name_prefix="cliplit-io") as pool:
         pending_writes: list[tuple[Job, Future]] = []
-        for job, read in _prefetch(pool, jobs):
+        for job, reading in _prefetch(pool, jobs, read):
             try:
-                image = read.result()
+                image = reading.result()
+                if image.note and on_note is not None:
+                    on_note(image.note)
                 enhanced = enhance(image)
             except CLIPLITError as error:
                 finish(job, Failure(str(job.source), str(error)))
@@ -121,18 +153,17 @@ def run_jobs(
             except (RuntimeError, ValueError, MemoryError) as error:
                 finish(job, Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}"))
                 continue
-            job.target.parent.mkdir(parents=True, exist_ok=True)
             pending_writes.append((job, pool.submit(write_image, job.target, enhanced)))
             pending_writes = _collect_writes(pending_writes, finish, wait=False)
         _collect_writes(pending_writes, finish, wait=True)
     return failures
 
 
-def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job]) -> Iterator[tuple[Job, Future]]:
+def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job], read) -> Iterator[tuple[Job, Future]]:
     """Yield (job, future of its decoded image), keeping `PREFETCH_IMAGES` reads in flight."""
     queue: list[tuple[Job, Future]] = []
     for job in jobs:
-        queue.append((job, pool.submit(read_image, job.source)))
+        queue.append((job, pool.submit(read, job.source)))
         if len(queue) > PREFETCH_IMAGES:
             yield queue.pop(0)
     yield from queue
@@ -158,4 +189,4 @@ def split_for_process(items: list, process_index: int, num_processes: int) -> li
     return items[process_index::num_processes]
 
 
-__all__ = ["Job", "Failure", "expand_inputs", "plan_jobs", "run_jobs", "split_for_process"]
+__all__ = ["Job", "Failure", "Plan", "expand_inputs", "output_names", "plan_jobs", "run_jobs", "split_for_process"]

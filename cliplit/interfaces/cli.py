@@ -14,12 +14,17 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..errors import SettingsError, display_name
+from ..imaging.files import DEFAULT_MAX_MEGAPIXELS
 from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
+from ..evaluation import DEFAULT_METRICS, METRICS
 from ..model.architecture import PADDING_VARIANTS
+
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 
 DEFAULT_OUTPUT_DIR = "enhanced"
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by a signal (128 + SIGINT)
 MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
               f"folder, an authors' .pth file or a Hub repo id (default: $CLIPLIT_MODEL, else {DEFAULT_MODEL_NAME})")
 
@@ -36,20 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or glob patterns (quote them)")
     enhance.add_argument("--model", "-m", default=None, help=MODEL_HELP)
     enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
-    enhance.add_argument("--strength", type=_strength, default=None, help="0 = unchanged, 1 = published result (default: the model's)")
-    enhance.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    enhance.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
-                         help="exact: the published network's pixels (default); fast: the scale-matched network at 1/F resolution (docs/fast-mode.md)")
-    enhance.add_argument("--fast-downscale", type=_fast_downscale, default=FAST_DOWNSCALE, metavar="F",
-                         help=f"fast mode: run the network at 1/F resolution (default {FAST_DOWNSCALE}; 3: closer to exact, 6: faster)")
-    enhance.add_argument("--tile-size", type=_tile_size, default=None, metavar="N",
-                         help=f"process in exact tiles of N x N pixels, N >= {MIN_TILE_SIZE} (0: whole image; default: chosen from the image size and free memory)")
-    enhance.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_NAMES,
-                         help="network precision (default fp32, the exact one; fp16/bf16 are for GPUs)")
-    enhance.add_argument("--compile", action="store_true", help="torch.compile the network (slow first image; pays off on many images)")
+    add_engine_options(enhance)
     enhance.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of folder inputs")
-    enhance.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (inputs are never replaced)")
+    enhance.add_argument("--overwrite", action="store_true",
+                         help="redo outputs that already exist (default: skip them, so a rerun completes an interrupted batch; inputs are never replaced)")
     enhance.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="score enhanced images against targets (PSNR, SSIM, LPIPS, FID), "
+                                   "for models and for other methods' outputs, side by side")
+    evaluate.add_argument("inputs", nargs="+", metavar="INPUT", help="input images, folders or glob patterns")
+    evaluate.add_argument("--targets", required=True, metavar="DIR", help="folder of targets, matched to inputs by file stem")
+    evaluate.add_argument("--model", "-m", action="append", default=[], help="a model to run (repeatable); " + MODEL_HELP)
+    evaluate.add_argument("--predictions", action="append", default=[], metavar="DIR",
+                          help="a folder of another method's outputs, matched by stem (repeatable)")
+    evaluate.add_argument("--metrics", nargs="+", choices=METRICS, default=list(DEFAULT_METRICS),
+                          help=f"default: {' '.join(DEFAULT_METRICS)} (fid on request)")
+    evaluate.add_argument("--output", "-o", default=None, metavar="DIR", help="write per_image.csv and summary.json here")
+    evaluate.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of folder inputs")
+    evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_engine_options(evaluate)
 
     commands.add_parser("models", help="list the published models that --model takes by name, and which are cached")
 
@@ -62,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="write into a non-empty OUTPUT_DIR")
     convert.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="also upload the folder to this Hub repo")
     return parser
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how the network runs (shared by `enhance` and `evaluate`)."""
+    parser.add_argument("--strength", type=_strength, default=None, help="0 = unchanged, 1 = published result (default: the model's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
+                         help="exact: the published network's pixels (default); fast: the scale-matched network at 1/F resolution (docs/fast-mode.md)")
+    parser.add_argument("--fast-downscale", type=_fast_downscale, default=FAST_DOWNSCALE, metavar="F",
+                         help=f"fast mode: run the network at 1/F resolution (default {FAST_DOWNSCALE}; 3: closer to exact, 6: faster)")
+    parser.add_argument("--tile-size", type=_tile_size, default=None, metavar="N",
+                         help=f"process in exact tiles of N x N pixels, N >= {MIN_TILE_SIZE} (0: whole image; default: chosen from the image size and free memory)")
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_NAMES,
+                         help="network precision (default fp32, the exact one; fp16/bf16 are for GPUs)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (slow first image; pays off on many images)")
+    parser.add_argument("--max-megapixels", type=_at_least(0.01, "the largest image read"), default=DEFAULT_MAX_MEGAPIXELS,
+                        metavar="MP", help=f"refuse larger images, from their header (default {DEFAULT_MAX_MEGAPIXELS:g}: enhanced within 4 GB)")
 
 
 def _at_least(minimum: float, meaning: str, whole: bool = False):
@@ -91,18 +118,35 @@ def _tile_size(text: str) -> int:
     return value
 
 
+def prepare_output_folder(folder: Path) -> None:
+    """Create the output folder (and its parents), or fail with one line before anything is enhanced."""
+    if folder.exists() and not folder.is_dir():
+        raise SettingsError(f"{display_name(folder)}: --output exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"{display_name(folder)}: cannot create the output folder ({error.strerror or error})") from None
+    if not os.access(folder, os.W_OK):
+        raise SettingsError(f"{display_name(folder)}: the output folder is not writable")
+
+
 def run_enhance(args: argparse.Namespace) -> int:
+    import functools
+
     from tqdm.auto import tqdm
 
     from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
+    from ..imaging.files import read_image
     from ..model.loading import load_network
     from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
 
     device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
+    output = Path(args.output)
+    prepare_output_folder(output)
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
-    jobs, plan_failures = plan_jobs(files, Path(args.output), overwrite=args.overwrite)
-    failures += plan_failures
+    plan = plan_jobs(files, output, overwrite=args.overwrite)
+    jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch
@@ -115,10 +159,12 @@ def run_enhance(args: argparse.Namespace) -> int:
         failures = failures if state.is_main_process else []
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
+    if plan.skipped and process_index == 0:
+        print(f"skipped {len(plan.skipped)} file(s) whose output exists (--overwrite redoes them)", file=sys.stderr)
     if not jobs:
-        if process_index == 0 and not failures:
+        if process_index == 0 and not failures and not plan.skipped:
             print("error: nothing to enhance", file=sys.stderr)
-        return EXIT_FAILURE if failures or process_index == 0 else 0
+        return EXIT_FAILURE if failures or (process_index == 0 and not plan.skipped) else 0
 
     network = load_network(args.model)
     if device.type == "cpu":
@@ -134,12 +180,55 @@ def run_enhance(args: argparse.Namespace) -> int:
             progress.write(f"error: {failure.message}", file=sys.stderr)
         progress.update(1)
 
-    run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report)
+    read = functools.partial(read_image, max_megapixels=args.max_megapixels)
+    run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
+                            on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr))
     progress.close()
     if num_processes > 1:
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
     return EXIT_FAILURE if failures or run_failures else 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..engine.enhancer import Enhancer
+    from ..engine.runtime import configure_cpu, physical_cores, resolve_device
+    from ..evaluation.evaluate import Method, evaluate, index_by_stem, summarize, table, write_reports
+    from ..model.loading import load_network
+    from .batch import expand_inputs
+
+    device = resolve_device(args.device)
+    targets = index_by_stem(Path(args.targets), "--targets")
+    predictions = [Method(display_name(folder), predictions=index_by_stem(Path(folder), "--predictions"))
+                   for folder in args.predictions]
+    files, failures = expand_inputs(args.inputs, recursive=args.recursive)
+    for failure in failures:
+        print(f"error: {failure.message}", file=sys.stderr)
+    if device.type == "cpu":
+        configure_cpu(physical_cores())
+    methods = []
+    for spec in args.model or ([] if args.predictions else [None]):  # each built once, with `enhance`'s settings
+        engine = Enhancer(load_network(spec), mode=args.mode, strength=args.strength, tile_size=args.tile_size,
+                          precision=args.precision, device=device, compile=args.compile, fast_downscale=args.fast_downscale)
+        methods.append(Method(spec or DEFAULT_MODEL_NAME, enhance=lambda image, e=engine: e.enhance_decoded(image)[0]))
+    methods += predictions
+    messages = []
+
+    def report(line: str) -> None:
+        messages.append(line)
+        tqdm.write(line, file=sys.stderr)
+
+    progress = lambda items: tqdm(items, unit="img", disable=args.quiet, file=sys.stderr)  # noqa: E731
+    scores, set_level = evaluate(files, targets, methods, args.metrics, report, device=device,
+                                 max_megapixels=args.max_megapixels, progress=progress)
+    summary = summarize(scores, set_level, args.metrics)
+    print(table(summary, args.metrics))
+    if args.output:
+        write_reports(Path(args.output), scores, summary, args.metrics)
+        print(f"wrote {Path(args.output) / 'per_image.csv'} and summary.json")
+    return EXIT_FAILURE if failures or any(line.startswith("error:") for line in messages) else 0
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -171,13 +260,22 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enhance": run_enhance, "models": run_models, "convert": run_convert}
+COMMANDS = {"enhance": run_enhance, "evaluate": run_evaluate, "models": run_models, "convert": run_convert}
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: writes in flight finish, nothing partial is left
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     from ..errors import CLIPLITError
 
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
     try:
@@ -186,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_FAILURE
+        print("error: interrupted (outputs written so far are complete; rerun the command to finish)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

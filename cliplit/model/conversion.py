@@ -142,6 +142,9 @@ def convert_checkpoint(path: str | os.PathLike, output_dir: str | os.PathLike, c
     model = model_from_author_checkpoint(path, config)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise CheckpointError(f"{display_name(output_dir)}: folder exists and is not empty (pass --overwrite to replace its model files)")
-    model.save_pretrained(output_dir)
-    CLIPLITImageProcessor().save_pretrained(output_dir)
+    try:
+        model.save_pretrained(output_dir)
+        CLIPLITImageProcessor().save_pretrained(output_dir)
+    except OSError as error:
+        raise CheckpointError(f"{display_name(output_dir)}: cannot write the model folder ({error.strerror or error})") from None
     return output_dir

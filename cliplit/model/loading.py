@@ -161,33 +161,45 @@ def _hub_snapshot(repo_id: str) -> Path:
         raise ModelNotFoundError(f"{display_name(repo_id)}: no such folder or file, and no Hub model ({where})") from None
 
 
+def read_model_folder(folder: Path):
+    """
+    (ArchitectureConfig, state dict) of a `from_pretrained` folder, checked: `model_type`, sane config
+    values, a readable safetensors file, the expected keys and shapes, finite weights. Errors are
+    `CheckpointError`s naming the file. The tensors are fresh copies (not a memory map).
+    """
+    from safetensors.torch import load_file
+
+    from .architecture import ArchitectureConfig
+    from .conversion import check_weights
+    from .network import CLIPLITNetwork
+
+    architecture = ArchitectureConfig.from_folder(folder)
+    weights = folder / WEIGHTS_FILE
+    try:
+        state_dict = load_file(weights)
+    except FileNotFoundError:
+        raise CheckpointError(f"{display_name(weights)}: no such file") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
+        raise CheckpointError(f"{display_name(weights)}: not a readable safetensors file ({first_line(error)})") from None
+    check_weights(state_dict, CLIPLITNetwork(architecture).state_dict(), display_name(weights))
+    return architecture, state_dict
+
+
 def load_network(spec: str | os.PathLike | None = None, device=None):
     """
     The `CLIPLITNetwork` (plain PyTorch, eval mode) that `spec` names (see `locate_model`), on `device`.
     Loading a folder imports no transformers. Raises `CLIPLITError` with a one-line message when it cannot.
     """
-    import torch
-    from safetensors.torch import load_file
-
-    from .architecture import ArchitectureConfig
-    from .conversion import check_weights, network_from_author_checkpoint
+    from .conversion import network_from_author_checkpoint
     from .network import CLIPLITNetwork
 
     path = locate_model(spec)
     if path.is_file():
         network = network_from_author_checkpoint(path)
     else:
-        network = CLIPLITNetwork(ArchitectureConfig.from_folder(path))
-        weights = path / WEIGHTS_FILE
-        try:
-            state_dict = load_file(weights)
-        except FileNotFoundError:
-            raise CheckpointError(f"{display_name(weights)}: no such file") from None
-        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
-            raise CheckpointError(f"{display_name(weights)}: not a readable safetensors file ({first_line(error)})") from None
-        check_weights(state_dict, network.state_dict(), display_name(weights))
-        with torch.no_grad():
-            network.load_state_dict(state_dict, strict=True)
+        architecture, state_dict = read_model_folder(path)
+        network = CLIPLITNetwork(architecture)
+        network.load_state_dict(state_dict, strict=True)
         network.eval()
     return network.to(device) if device is not None else network
 
@@ -195,34 +207,25 @@ def load_network(spec: str | os.PathLike | None = None, device=None):
 def load_model(spec: str | os.PathLike | None = None, device=None, **config_overrides):
     """
     The transformers `CLIPLITModel` (eval mode) that `spec` names (see `locate_model`), on `device`;
-    `config_overrides` change the configuration (for example `default_strength=0.8`). Its weights are
-    copied into fresh (aligned) memory, so it computes bit-identically to the model that was saved.
+    `config_overrides` change the configuration (for example `default_strength=0.8`). Folders are checked
+    as `read_model_folder` says, and the weights are copied into the model's own (aligned) memory, so it
+    computes bit-identically to the model that was saved.
     """
-    import torch
-
     from .configuration_cliplit import CLIPLITConfig
     from .conversion import model_from_author_checkpoint
     from .modeling_cliplit import CLIPLITModel
 
     path = locate_model(spec)
-    if path.is_file():
-        try:
+    try:
+        if path.is_file():
             model = model_from_author_checkpoint(path, CLIPLITConfig(**config_overrides))
-        except ValueError as error:
-            raise CheckpointError(f"{display_name(path)}: {first_line(error)}") from None
-    else:
-        try:
-            from .architecture import ArchitectureConfig
-
-            ArchitectureConfig.from_folder(path)  # one-line errors for a config of another model or bad values
-            model = CLIPLITModel.from_pretrained(path, **config_overrides)
-        except CLIPLITError:
-            raise
-        except (OSError, ValueError, RuntimeError) as error:
-            raise CheckpointError(f"{display_name(path)}: cannot load a CLIP-LIT model ({first_line(error)})") from None
-        with torch.no_grad():
-            for tensor in list(model.parameters()) + list(model.buffers()):
-                tensor.data = tensor.data.clone()  # own, aligned memory instead of safetensors' memory map
+        else:
+            _, state_dict = read_model_folder(path)
+            config = CLIPLITConfig.from_pretrained(path, **config_overrides)
+            model = CLIPLITModel(config)
+            model.load_state_dict(state_dict, strict=True)
+    except (TypeError, ValueError) as error:  # a bad configuration override
+        raise CheckpointError(f"{display_name(path)}: {first_line(error)}") from None
     model.eval()
     return model.to(device) if device is not None else model
 

@@ -16,7 +16,7 @@ from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_cliplit import CLIPLITConfig
-from .network import CLIPLITNetworkMixin, apply_illumination
+from .network import CLIPLITNetworkMixin, apply_illumination, sanitize_pixels
 
 
 @dataclass
@@ -86,11 +86,13 @@ class CLIPLITModel(CLIPLITNetworkMixin, CLIPLITPreTrainedModel):
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch_size, 3, height, width)`):
-                RGB images with values in [0, 1] (see [`CLIPLITImageProcessor`]).
+                RGB images with values in [0, 1] (see [`CLIPLITImageProcessor`]). NaN reads as 0, +inf as 1,
+                and values outside [0, 1] are clipped, so the outputs are always finite.
             strength (`float`, *optional*, defaults to `config.default_strength`):
                 Exponent of the illumination map: 0 returns the input, 1 the published enhancement.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        pixel_values = sanitize_pixels(pixel_values)  # no NaN or inf ever comes out (see sanitize_pixels)
         illumination = self.estimate_illumination(pixel_values)
         reconstruction = apply_illumination(pixel_values, illumination, self.resolve_strength(strength))
         if not return_dict:

@@ -195,8 +195,11 @@ class CLIPLITNetworkMixin:
         return self.illumination_head(hidden_states).clamp_min(self.config.illumination_floor)
 
     def estimate_illumination(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """`pixel_values`: (batch, 3, H, W) in [0, 1] -> illumination map L (batch, 1, H, W), L >= floor."""
-        return self.decode(self.pyramid_pooling(self.encode(pixel_values)))
+        """
+        `pixel_values`: (batch, 3, H, W) in [0, 1] -> illumination map L (batch, 1, H, W), L >= floor.
+        Input outside [0, 1] is read as `sanitize_pixels` says, so L is finite for any input.
+        """
+        return self.decode(self.pyramid_pooling(self.encode(sanitize_pixels(pixel_values))))
 
     def resolve_strength(self, strength: float | None = None) -> float:
         """`strength`, or `config.default_strength` when None; a finite number >= 0 (else `ValueError`)."""
@@ -232,6 +235,15 @@ def as_network(model: nn.Module) -> CLIPLITNetwork:
     return network.to(parameter.device, parameter.dtype).eval()
 
 
+def sanitize_pixels(pixel_values: torch.Tensor) -> torch.Tensor:
+    """
+    What the network does with input it was not made for: NaN reads as 0 (black), +inf as 1, -inf as 0,
+    and every value is clipped to [0, 1]. One NaN pixel would otherwise spread through the pyramid
+    pooling's global averages into every output pixel. Valid input passes unchanged.
+    """
+    return torch.nan_to_num(pixel_values, nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+
+
 def apply_illumination(pixel_values: torch.Tensor, illumination: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """
     The CLIP-LIT image formation: clamp(I / L**strength, 0, 1).
@@ -239,10 +251,10 @@ def apply_illumination(pixel_values: torch.Tensor, illumination: torch.Tensor, s
     `pixel_values`: (batch, 3, H, W) in [0, 1]; `illumination`: (batch, 1 or 3, H, W), strictly positive.
     """
     if strength == 1.0:
-        return (pixel_values / illumination).clamp(0, 1)
+        return (pixel_values / illumination).clamp_(0, 1)  # in place: one image-sized allocation, not two
     if strength == 0.0:
         return pixel_values.clamp(0, 1)
-    return (pixel_values / illumination.pow(strength)).clamp(0, 1)
+    return (pixel_values / illumination.pow(strength)).clamp_(0, 1)
 
 
 __all__ = [
@@ -253,5 +265,6 @@ __all__ = [
     "KERNEL_SIZE",
     "apply_illumination",
     "as_network",
+    "sanitize_pixels",
     "conv3x3",
 ]

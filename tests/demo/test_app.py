@@ -48,7 +48,8 @@ def running_app(model_dir: Path, **build_options):
     try:
         yield f"http://{LOCALHOST}:{port}/"
     finally:
-        demo.close()
+        app.close_demo(demo)
+        assert not demo.enhancer.output_dir.exists()  # the app deletes its results when it stops
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_uploads_over_the_limits_are_refused_with_a_message(app_model_dir):
     from cliplit.model.loading import load_model
 
     model = load_model(app_model_dir, device="cpu")
-    with pytest.raises(app.UploadError, match=r"\.jpg: the image is 0\.5 megapixels, over the 0\.1 MP limit"):
+    with pytest.raises(app.UploadError, match=r"\.jpg: 564 x 845 pixels \(0\.5 MP\) is over the 0\.1 MP limit"):
         app.DemoEnhancer(model, max_megapixels=0.1).read(PHOTO)
     with pytest.raises(app.UploadError, match=r"\.jpg: the file is .* MB, over the 0\.01 MB limit"):
         app.DemoEnhancer(model, max_file_mb=0.01).read(PHOTO)
@@ -214,3 +215,29 @@ def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(app_model_di
     assert np.array_equal(full.pixels, exact.pixels)  # what the CLI computes
     assert np.array_equal(quick.pixels, fast.pixels)
     assert not np.array_equal(fast.pixels, exact.pixels)
+
+
+SOAK_WARMUP, SOAK_REQUESTS = 30, 300
+SOAK_GROWTH_MB = 40
+
+
+@needs_reference
+def test_memory_stays_flat_over_hundreds_of_requests(app_model_dir, tmp_path):
+    """A soak test: the app (in this process) answers a few hundred small requests; its resident memory
+    after them is within a few tens of MB of what it was after a warm-up."""
+    import psutil
+    from gradio_client import Client, handle_file
+
+    small = tmp_path / "small.png"
+    with Image.open(PHOTO) as image:
+        image.convert("RGB").resize((48, 48)).save(small)
+    process = psutil.Process()
+    with running_app(app_model_dir) as url:
+        client = Client(url, verbose=False)
+        for _ in range(SOAK_WARMUP):
+            client.predict(handle_file(str(small)), api_name="/enhance")
+        before = process.memory_info().rss
+        for _ in range(SOAK_REQUESTS):
+            client.predict(handle_file(str(small)), api_name="/enhance")
+        after = process.memory_info().rss
+    assert (after - before) / (1 << 20) < SOAK_GROWTH_MB, f"{(after - before) / (1 << 20):.1f} MB more after {SOAK_REQUESTS} requests"
