@@ -22,6 +22,7 @@ Modes:
   fast@F    fast mode at 1/F resolution (for example fast@3, fast@6)
   fp16/bf16 exact mode in half precision (for CUDA)
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
+  onnxruntime  the network exported by `cliplit export`, run by ONNX Runtime (CPU, all graph optimizations)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from cliplit.imaging.codec import EIGHT_BIT_MAX
 DEFAULT_MODES = ("baseline", "exact", "tiled", "fast")
 WARMUP_SIZE = 256  # side of the untimed warm-up image
 HALF_MODES = ("fp16", "bf16")
+ONNX_MODE = "onnxruntime"  # the exported ONNX file under ONNX Runtime (CPU), all graph optimizations
 FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
 DEFAULT_TILE_SIZE = 512
 BYTES_PER_GIB = 1 << 30
@@ -92,6 +94,26 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
+class onnx_engine:
+    """The network exported by `cliplit export`, run by ONNX Runtime with all graph optimizations."""
+
+    def __init__(self, model, path: Path, threads: int):
+        import onnxruntime
+
+        from cliplit.model.onnx_export import export_onnx
+
+        export_onnx(model, path)
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def illumination(self, pixels):
+        import torch
+
+        return torch.from_numpy(self.session.run(["illumination"], {"pixel_values": pixels.cpu().numpy()})[0])
+
+
 def worker(args) -> None:
     """Run one mode over the images in this process; print one JSON line with the timings and write the outputs."""
     import torch
@@ -130,6 +152,8 @@ def worker(args) -> None:
         engine = Enhancer(model, mode="fast", fast_downscale=downscale)
     elif mode in HALF_MODES:
         engine = Enhancer(model, precision=mode)
+    elif mode == ONNX_MODE:
+        engine = onnx_engine(model, Path(args.output_dir) / "model.onnx", threads)
     # One untimed pass on a small image, for every mode alike: one-time costs (oneDNN primitive
     # creation, allocator growth, CUDA context) are not throughput.
     warm_pixels = torch.rand(1, 3, WARMUP_SIZE, WARMUP_SIZE, device=device)

@@ -192,6 +192,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--resume_from_checkpoint", type=str, default=None, help="A checkpoint folder, or 'latest'.")
     run.add_argument("--validation_steps", type=int, default=500, help="Log before/after sample grids this often.")
     run.add_argument("--num_validation_images", type=int, default=4)
+    run.add_argument("--validation_inputs", type=str, default=None,
+                     help="Paired validation: a folder of inputs whose targets (same stems) are in --validation_targets; "
+                          "PSNR and SSIM (the code of `cliplit evaluate`) are logged at each validation step.")
+    run.add_argument("--validation_targets", type=str, default=None)
     run.add_argument("--push_to_hub", action="store_true")
     run.add_argument("--hub_model_id", type=str, default=None)
     run.add_argument("--hub_token", type=str, default=None)
@@ -210,6 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--prompt_batch_size must be >= 2 (half backlit, half well-lit during prompt initialization)")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
+    if (args.validation_inputs is None) != (args.validation_targets is None):
+        parser.error("--validation_inputs and --validation_targets go together")
     if args.rave_shift_tokens < 0 or (args.rave_shift_tokens and args.guidance != "rave"):
         parser.error("--rave_shift_tokens takes a count >= 0, with --guidance rave")
     if args.prompt_learning_rate is None:
@@ -381,6 +387,20 @@ def load_initial_pair(args, guidance, tokenizer):
     return pair
 
 
+def paired_validation_set(args) -> list[tuple[Path, Path]]:
+    """(input, target) pairs of --validation_inputs / --validation_targets, matched by stem."""
+    if args.validation_inputs is None:
+        return []
+    from cliplit.evaluation.evaluate import index_by_stem
+
+    inputs = index_by_stem(Path(args.validation_inputs), "--validation_inputs")
+    targets = index_by_stem(Path(args.validation_targets), "--validation_targets")
+    pairs = [(inputs[stem], targets[stem]) for stem in sorted(inputs) if stem in targets]
+    if not pairs:
+        raise DataError(f"{args.validation_inputs}: no input has a target with the same stem in {args.validation_targets}")
+    return pairs
+
+
 def image_grid(rows: list[torch.Tensor]) -> torch.Tensor:
     """rows: tensors (N, 3, H, W) in [0, 1] -> one (3, rows*H, N*W) image."""
     return torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)
@@ -487,6 +507,7 @@ class Trainer:
             self.snapshots.rave_residual, self.progress.rave_threshold = self.rave_direction(tokenizer)
         self.text_embeds = None
         self.validation_indices = list(range(min(args.num_validation_images, len(self.datasets["backlit_enhance"]))))
+        self.validation_pairs = paired_validation_set(args)
 
     # ---- RAVE's residual vector, once
     @torch.no_grad()
@@ -691,6 +712,33 @@ class Trainer:
         for tracker in self.accelerator.trackers:
             if tracker.name == "tensorboard":
                 tracker.writer.add_image("validation/before_after", grid, self.progress.global_step)
+        if self.validation_pairs:
+            scores = self.paired_scores()
+            self.accelerator.log({f"validation/{metric}": value for metric, value in scores.items()}, step=self.progress.global_step)
+            self.log.info(f"step {self.progress.global_step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+    @torch.no_grad()
+    def paired_scores(self) -> dict[str, float]:
+        """Mean PSNR and SSIM of the network's 8-bit outputs (full resolution) against the validation targets."""
+        from cliplit.evaluation.evaluate import mean_of, same_depth
+        from cliplit.evaluation.metrics import psnr, ssim
+        from cliplit.imaging.codec import encode_array
+        from cliplit.imaging.files import read_image
+        from cliplit.model.network import apply_illumination
+
+        values = {"psnr": [], "ssim": []}
+        self.raw_model.eval()
+        for source, target_path in self.validation_pairs:
+            decoded = read_image(source)
+            pixels = torch.from_numpy(decoded.pixels).permute(2, 0, 1)[None].to(self.accelerator.device)
+            enhanced = apply_illumination(pixels, self.raw_model.estimate_illumination(pixels)).float().cpu()
+            decoded.pixels = enhanced[0].permute(1, 2, 0).numpy()
+            output, target = same_depth(encode_array(decoded), encode_array(read_image(target_path)))
+            if output.shape[:2] == target.shape[:2]:
+                values["psnr"].append(psnr(output, target))
+                values["ssim"].append(ssim(output, target))
+        self.raw_model.train()
+        return {metric: mean_of(scores)[0] for metric, scores in values.items() if scores}
 
     # ---- the loop
     def run(self) -> None:

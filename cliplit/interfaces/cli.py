@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the published models that --model takes by name, and which are cached")
 
+    export = commands.add_parser("export", help="write the network as ONNX (dynamic height and width) for deployment runtimes")
+    export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    export.add_argument("output", metavar="OUTPUT.onnx")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT.onnx")
+
     convert = commands.add_parser("convert", help="convert an authors' .pth checkpoint into a from_pretrained folder")
     convert.add_argument("checkpoint", metavar="CHECKPOINT.pth")
     convert.add_argument("output_dir", metavar="OUTPUT_DIR")
@@ -211,7 +216,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     methods = []
     for spec in args.model or ([] if args.predictions else [None]):  # each built once, with `enhance`'s settings
         engine = Enhancer(load_network(spec), mode=args.mode, strength=args.strength, tile_size=args.tile_size,
-                          precision=args.precision, device=device, compile=args.compile, fast_downscale=args.fast_downscale)
+                          precision=args.precision, device=device, compile=args.compile, fast_downscale=args.fast_downscale,
+                          keep_workspace=False)  # several models: no engine holds buffers between images
         methods.append(Method(spec or DEFAULT_MODEL_NAME, enhance=lambda image, e=engine: e.enhance_decoded(image)[0]))
     methods += predictions
     messages = []
@@ -243,6 +249,19 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from ..model.loading import load_network
+    from ..model.onnx_export import export_onnx
+
+    output = Path(args.output)
+    if output.is_dir() or (output.exists() and not args.overwrite):
+        raise SettingsError(f"{display_name(output)}: exists (pass --overwrite to replace it)" if not output.is_dir()
+                            else f"{display_name(output)}: is a folder, not an .onnx file")
+    export_onnx(load_network(args.model), output)
+    print(f"wrote {output} (input pixel_values (1, 3, H, W) in [0, 1]; outputs enhanced, illumination)")
+    return 0
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from ..model.configuration_cliplit import CLIPLITConfig
     from ..model.conversion import convert_checkpoint
@@ -260,7 +279,8 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"enhance": run_enhance, "evaluate": run_evaluate, "models": run_models, "convert": run_convert}
+COMMANDS = {"enhance": run_enhance, "evaluate": run_evaluate, "models": run_models, "export": run_export,
+            "convert": run_convert}
 
 
 def _interrupt(signum, frame):

@@ -362,3 +362,35 @@ def test_an_enhancement_phase_above_the_loss_threshold_is_extended(tmp_path, dat
     # prompt init 3 + reconstruction 2, then the 3-step enhancement phase is extended twice (2 steps each)
     assert log.count("enhancement phase extended by 2 steps") == 2
     assert "stage prompt_refine" not in log
+
+
+def test_paired_validation_logs_psnr_and_ssim(tmp_path, data, tiny_clip, tiny_resnet):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cliplit.evaluation.metrics import psnr
+
+    inputs, targets = tmp_path / "val_in", tmp_path / "val_target"
+    inputs.mkdir()
+    targets.mkdir()
+    rng = np.random.default_rng(9)
+    for index in range(2):
+        welllit, backlit, _ = synthetic_scene(rng, 40)
+        to_pil(backlit).save(inputs / f"v{index}.png")
+        to_pil(welllit).save(targets / f"v{index}.png")
+    out = tmp_path / "out"
+    result = _launch(_common_args(data, tiny_clip, tiny_resnet) + ["--output_dir", str(out), "--max_train_steps", "5",
+                                                                    "--validation_inputs", str(inputs), "--validation_targets",
+                                                                    str(targets)], processes=1)
+    assert "validation psnr" in result.stderr
+    events = EventAccumulator(str(next(out.glob("logs/**/events.out.tfevents.*")).parent))
+    events.Reload()
+    logged = {tag: events.Scalars(tag) for tag in ("validation/psnr", "validation/ssim")}
+    assert all(logged.values())
+    # the same code as `cliplit evaluate`: the logged PSNR is that of the saved model's 8-bit outputs
+    import cliplit
+
+    model = cliplit.load_model(out)
+    model.set_padding("reflect", "zeros")  # the value logged during training came from the training network
+    scores = [psnr(np.asarray(cliplit.enhance(model, Image.open(inputs / f"v{i}.png"))), np.asarray(Image.open(targets / f"v{i}.png")))
+              for i in range(2)]
+    assert logged["validation/psnr"][-1].value == pytest.approx(sum(scores) / 2, abs=1e-3)
