@@ -23,6 +23,8 @@ Modes:
   fp16/bf16 exact mode in half precision (for CUDA)
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
   onnxruntime  the network exported by `cliplit export`, run by ONNX Runtime (CPU, all graph optimizations)
+  cli       one whole `cliplit enhance` process on the first photo: start-up, loading, decoding, encoding included
+  cli-batch one whole `cliplit enhance` process on all the photos (a batch)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ DEFAULT_MODES = ("baseline", "exact", "tiled", "fast")
 WARMUP_SIZE = 256  # side of the untimed warm-up image
 HALF_MODES = ("fp16", "bf16")
 ONNX_MODE = "onnxruntime"  # the exported ONNX file under ONNX Runtime (CPU), all graph optimizations
+CLI_MODE, CLI_BATCH_MODE = "cli", "cli-batch"  # whole `cliplit enhance` processes: the user's time
 FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
 DEFAULT_TILE_SIZE = 512
 BYTES_PER_GIB = 1 << 30
@@ -114,6 +117,39 @@ class onnx_engine:
         return torch.from_numpy(self.session.run(["illumination"], {"pixel_values": pixels.cpu().numpy()})[0])
 
 
+def cli_worker(args, mode: str) -> None:
+    """The user's time: one whole `cliplit enhance` process (start-up, model loading, decoding, encoding
+    included) on the first photo (`cli`) or on all of them (`cli-batch`); the seconds of each image are
+    the process's, shared out by megapixels."""
+    from PIL import Image
+
+    from cliplit.model.conversion import convert_checkpoint
+
+    files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = files[:1] if mode == CLI_MODE else files
+    folder = Path(args.output_dir) / f"{mode}-model"
+    if not folder.is_dir():
+        convert_checkpoint(args.model, folder)  # a converted folder, as the default model's cache holds
+    output = Path(args.output_dir) / f"{mode}-out"
+    command = [sys.executable, "-m", "cliplit", "enhance", *map(str, files), "--model", str(folder), "-o", str(output),
+               "--overwrite", "--quiet", "--device", args.device]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    images, sizes = [], []
+    for path in files:
+        with Image.open(output / f"{path.stem}.png") as enhanced:
+            array = np.asarray(enhanced.convert("RGB"))
+        np.save(Path(args.output_dir) / f"{mode}_{path.stem}.npy", array)
+        sizes.append(array.shape[0] * array.shape[1] / 1e6)
+        images.append({"image": path.stem, "megapixels": sizes[-1]})
+    for item in images:
+        item["seconds"] = seconds * item["megapixels"] / sum(sizes)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * KIB
+    print(json.dumps({"mode": mode, "threads": 0, "device": args.device, "images": images, "peak_bytes": peak,
+                      "compile_seconds": 0.0}))
+
+
 def worker(args) -> None:
     """Run one mode over the images in this process; print one JSON line with the timings and write the outputs."""
     import torch
@@ -124,6 +160,8 @@ def worker(args) -> None:
     from cliplit.model.network import apply_illumination
 
     mode = args.worker
+    if mode in (CLI_MODE, CLI_BATCH_MODE):
+        return cli_worker(args, mode)
     if mode == "baseline":  # plain PyTorch: only the same thread count, no other process setting
         threads = args.threads or physical_cores()
         torch.set_num_threads(threads)
@@ -234,7 +272,7 @@ def main(argv=None) -> int:
     modes = args.modes or list(DEFAULT_MODES) + (list(HALF_MODES) if on_cuda else [])
     if "baseline" in modes:
         modes = ["baseline"] + [m for m in modes if m != "baseline"]
-    print(f"machine: {machine_description(args.device)}")
+    print(f"machine: {machine_description(args.device)}; Python {platform.python_version()}, numpy {np.__version__}")
     print(f"command: python {' '.join(sys.argv)}")
     records = {}
     with tempfile.TemporaryDirectory(prefix="cliplit-bench-") as output_dir:
@@ -303,7 +341,7 @@ def _print_row(mode: str, record, baseline) -> None:
     compile_note = f", compile {record['compile_seconds']:.1f} s (excluded)" if record["compile_seconds"] else ""
     per_image = ", ".join(f"{i['image'][:12]} {i['megapixels']:.2f} MP {i['seconds']:.2f} s" for i in images)
     print(
-        f"{mode:9s} {mps:7.4f} MP/s  {sum(i['seconds'] for i in images) / len(images):8.2f} s/image  "
+        f"{mode:11s} {mps:7.4f} MP/s  {sum(i['seconds'] for i in images) / len(images):8.2f} s/image  "
         f"peak {record['peak_bytes'] / BYTES_PER_GIB:6.2f} GiB  vs baseline {ratio}  {fid}{compile_note}  [{per_image}]",
         flush=True,
     )
