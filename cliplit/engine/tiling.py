@@ -15,7 +15,8 @@ the whole image. So the image is evaluated in two passes over overlapping tiles:
 
 A tile's input box touches the image border exactly where its core does, so the network's reflection
 (and the fuse convolution's zero) padding sees the same pixels as in the whole image; on inner sides
-the padding only disturbs the halo pixels that are cropped away. The radii are counted from the
+the padding only disturbs the halo pixels that are cropped away. Cores are balanced per axis
+(`balanced_tile`), so that no nearly empty edge tile costs a whole tile's work. The radii are counted from the
 network's convolutions (`CLIPLITNetworkMixin.encoder_radius` / `decoder_radius`), never written by hand. All tiles have the same input
 size, so a compiled network is compiled once.
 """
@@ -89,12 +90,26 @@ def axis_spans(size: int, tile: int, margin: int) -> list[tuple[int, int, int, i
     return spans
 
 
-def plan_tiles(height: int, width: int, tile: int, margin: int) -> list[Tile]:
-    """Tiles (row-major) covering a height x width image with cores of at most tile x tile pixels."""
+def balanced_tile(size: int, tile: int) -> int:
+    """
+    The core size that splits `size` into as few cores of at most `tile` as `tile` does, all of nearly
+    equal size: 4000 px in tiles of 992 gives 5 cores of 800, not 4 of 992 and a fifth of 32 px, which
+    would cost a whole tile (every tile of an axis has one input length) for 32 rows.
+    """
+    return -(-size // -(-size // tile))
+
+
+def plan_tiles(height: int, width: int, tile: int, margin: int, balanced: bool = True) -> list[Tile]:
+    """
+    Tiles (row-major) covering a height x width image with cores of at most tile x tile pixels, of
+    nearly equal size per axis when `balanced` (else `tile` exactly, and one tile shape for every image:
+    what a compiled runtime wants).
+    """
+    tile_h, tile_w = (balanced_tile(height, tile), balanced_tile(width, tile)) if balanced else (tile, tile)
     return [
         Tile(Box(r0, c0, r1, c1), Box(ir0, ic0, ir1, ic1))
-        for r0, r1, ir0, ir1 in axis_spans(height, tile, margin)
-        for c0, c1, ic0, ic1 in axis_spans(width, tile, margin)
+        for r0, r1, ir0, ir1 in axis_spans(height, tile_h, margin)
+        for c0, c1, ic0, ic1 in axis_spans(width, tile_w, margin)
     ]
 
 
@@ -153,7 +168,7 @@ def global_pooled(runtime, pixels: torch.Tensor, tile: int, workspace=None) -> l
     height, width = pixels.shape[-2:]
     bins = runtime.bins
     sums = None
-    for item in plan_tiles(height, width, tile, runtime.encoder_radius):
+    for item in plan_tiles(height, width, tile, runtime.encoder_radius, balanced=not runtime.compiled):
         features = runtime.encode(_crop(pixels, item.input), workspace)
         rows, cols = item.core.within(item.input)
         core = features[:, :, rows, cols].float()
@@ -184,7 +199,8 @@ def estimate_tiled(runtime, pixels: torch.Tensor, tile: int) -> torch.Tensor:
     output = torch.empty((1, runtime.config.illumination_channels, height, width), dtype=torch.float32, device=pixels.device)
     with runtime.workspace() as workspace:
         grids = runtime.project_context(global_pooled(runtime, pixels, tile, workspace))
-        for item in plan_tiles(height, width, tile, runtime.encoder_radius + runtime.decoder_radius):
+        for item in plan_tiles(height, width, tile, runtime.encoder_radius + runtime.decoder_radius,
+                               balanced=not runtime.compiled):
             features = runtime.encode(_crop(pixels, item.input), workspace)
             illumination = runtime.fuse_decode(features, grids, item.input, height, width, workspace)
             del features
@@ -239,6 +255,7 @@ __all__ = [
     "Box",
     "Tile",
     "axis_spans",
+    "balanced_tile",
     "plan_tiles",
     "pooling_matrix",
     "interpolation_matrix",

@@ -13,6 +13,7 @@ from cliplit.engine.tiling import (
     MAX_TILE_WORKSPACE_BYTES,
     axis_spans,
     auto_tile_size,
+    balanced_tile,
     bytes_per_pixel,
     estimate_tiled,
     global_pooled,
@@ -97,6 +98,23 @@ def test_axis_spans_cover_and_keep_real_neighbours(size, tile):
         assert input_start == 0 or core_start - input_start >= HALO
         assert input_stop == size or input_stop - core_stop >= HALO
     assert (covered == 1).all()
+
+
+@pytest.mark.parametrize(("size", "tile", "cores"), [(4000, 992, 5), (6000, 992, 7), (1536, 992, 2), (100, 100, 1), (101, 100, 2)])
+def test_balanced_tiles_leave_no_nearly_empty_edge_tile(size, tile, cores):
+    spans = axis_spans(size, balanced_tile(size, tile), HALO)
+    lengths = [stop - start for start, stop, _, _ in spans]
+    assert len(spans) == cores and max(lengths) <= tile and max(lengths) - min(lengths) < cores  # nearly equal
+
+
+def test_balanced_tiling_equals_the_whole_image_and_compiled_runtimes_keep_one_shape(reference_model):
+    pixels = random_image(70, 101, seed=11)
+    with torch.inference_mode():
+        whole = reference_model.estimate_illumination(pixels)
+    tiled = Enhancer(reference_model, tile_size=64).illumination(pixels)  # 70 -> 2 x 35 rows, 101 -> 2 x 51 columns
+    assert (tiled - whole).abs().max().item() < ILLUMINATION_TOLERANCE
+    shapes = {(t.input.height, t.input.width) for t in plan_tiles(70, 101, 64, HALO, balanced=False)}
+    assert len(shapes) == 1
 
 
 def test_plan_tiles_is_row_major_and_covers_the_image():
