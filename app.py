@@ -37,7 +37,8 @@ from PIL import Image
 from cliplit.engine.enhancer import Enhancer
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
-from cliplit.imaging.files import DEFAULT_MAX_MEGAPIXELS, PIXELS_PER_MEGAPIXEL, read_image, write_image
+from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
+from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL, read_image, write_image
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
 

@@ -162,7 +162,7 @@ class Runtime:
         self.decoder_radius = model.decoder_radius
         use_fused = not self.compiled and fused_cpu.fused_cpu_supported(model, self.device, self.dtype, channels_last)
         self.fused = fused_cpu.CLIPLITFusedCPU(model) if use_fused else None
-        self._whole = model.estimate_illumination
+        self._whole = model.illumination_of_valid  # `prepare` has sanitized the pixels
         self._encode = model.encode
         self._fuse_decode_maps = self._fuse_decode_eager
         self._workspaces = workspaces or WorkspacePool(keep_workspace)

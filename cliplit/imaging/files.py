@@ -22,9 +22,6 @@ SIXTEEN_BIT_RAWMODE_MARK = ";16"
 COLOR_MODES = ("RGB", "RGBA")
 OUTPUT_SUFFIX = ".png"
 PARTIAL_MARK = ".partial"
-# The largest image read by default (CLI and app): decoded and enhanced (exact mode, automatic tiles)
-# within 4 GB of memory (figures: README, "Guarantees").
-DEFAULT_MAX_MEGAPIXELS = 50.0
 PIXELS_PER_MEGAPIXEL = 1_000_000
 
 
@@ -127,4 +124,4 @@ def _write_png(path: Path, image: DecodedImage) -> None:
     encode_pil(image).save(path, format="PNG")
 
 
-__all__ = ["DEFAULT_MAX_MEGAPIXELS", "OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]
+__all__ = ["OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]

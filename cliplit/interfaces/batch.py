@@ -7,7 +7,6 @@ Reading the next image and writing the previous result run in threads while the 
 from __future__ import annotations
 
 import glob
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,11 +86,13 @@ def output_names(source: Path):
         number += 1
 
 
-def _same_file(first: Path, second: Path) -> bool:
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: the same for every (hard or symbolic) link to it."""
     try:
-        return first.exists() and second.exists() and os.path.samefile(first, second)
+        status = path.stat()
     except OSError:
-        return False
+        return None
+    return status.st_dev, status.st_ino
 
 
 def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> Plan:
@@ -100,7 +101,8 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> P
     way on every run). Never targets an input, a link to one or a folder; an existing output is skipped
     unless `overwrite`.
     """
-    inputs = [p.resolve() for p in files]
+    inputs = {p.resolve() for p in files}
+    input_ids = {_file_id(p) for p in files} - {None}
     taken: set[Path] = set()
     plan = Plan([], [], [])
     for source in files:
@@ -108,7 +110,7 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> P
         resolved = target.resolve()
         taken.add(resolved)
         name, output = display_name(source), display_name(target)
-        if resolved in inputs or any(_same_file(target, other) for other in inputs):
+        if resolved in inputs or _file_id(target) in input_ids:
             plan.failures.append(Failure(str(source), f"{name}: output {output} is an input (or a link to one); choose another --output"))
         elif target.is_dir():
             plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))

@@ -1,4 +1,4 @@
-"""The `cliplit` command: `cliplit enhance ...`, `cliplit models`, `cliplit convert ...`.
+"""The `cliplit` command: `enhance`, `evaluate`, `models`, `export`, `convert`.
 
 Errors are printed as one line (`error: <file>: <reason>`), never as a traceback. Under
 `accelerate launch` (or torchrun), `enhance` splits the files across the processes and GPUs.
@@ -15,11 +15,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import SettingsError, display_name
-from ..imaging.files import DEFAULT_MAX_MEGAPIXELS
+from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
 from ..evaluation import DEFAULT_METRICS, METRICS
 from ..model.architecture import PADDING_VARIANTS
-
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 
 DEFAULT_OUTPUT_DIR = "enhanced"
@@ -123,6 +122,14 @@ def _tile_size(text: str) -> int:
     return value
 
 
+def build_engine(network, args: argparse.Namespace, device, **settings):
+    """The `Enhancer` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
+    from ..engine.enhancer import Enhancer
+
+    return Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size, precision=args.precision,
+                    device=device, compile=args.compile, fast_downscale=args.fast_downscale, **settings)
+
+
 def prepare_output_folder(folder: Path) -> None:
     """Create the output folder (and its parents), or fail with one line before anything is enhanced."""
     if folder.exists() and not folder.is_dir():
@@ -140,7 +147,6 @@ def run_enhance(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
     from ..imaging.files import read_image
     from ..model.loading import load_network
@@ -174,9 +180,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     network = load_network(args.model)
     if device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
-    enhancer = Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size,
-                        precision=args.precision, device=device, compile=args.compile,
-                        fast_downscale=args.fast_downscale)
+    enhancer = build_engine(network, args, device)
     del network  # the enhancer holds its own prepared copy
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
 
@@ -198,7 +202,6 @@ def run_enhance(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
     from ..evaluation.evaluate import Method, evaluate, index_by_stem, summarize, table, write_reports
     from ..model.loading import load_network
@@ -215,9 +218,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         configure_cpu(physical_cores())
     methods = []
     for spec in args.model or ([] if args.predictions else [None]):  # each built once, with `enhance`'s settings
-        engine = Enhancer(load_network(spec), mode=args.mode, strength=args.strength, tile_size=args.tile_size,
-                          precision=args.precision, device=device, compile=args.compile, fast_downscale=args.fast_downscale,
-                          keep_workspace=False)  # several models: no engine holds buffers between images
+        engine = build_engine(load_network(spec), args, device,
+                              keep_workspace=False)  # several models: no engine holds buffers between images
         methods.append(Method(spec or DEFAULT_MODEL_NAME, enhance=lambda image, e=engine: e.enhance_decoded(image)[0]))
     methods += predictions
     messages = []
@@ -254,9 +256,10 @@ def run_export(args: argparse.Namespace) -> int:
     from ..model.onnx_export import export_onnx
 
     output = Path(args.output)
-    if output.is_dir() or (output.exists() and not args.overwrite):
-        raise SettingsError(f"{display_name(output)}: exists (pass --overwrite to replace it)" if not output.is_dir()
-                            else f"{display_name(output)}: is a folder, not an .onnx file")
+    if output.is_dir():
+        raise SettingsError(f"{display_name(output)}: is a folder, not an .onnx file")
+    if output.exists() and not args.overwrite:
+        raise SettingsError(f"{display_name(output)}: exists (pass --overwrite to replace it)")
     export_onnx(load_network(args.model), output)
     print(f"wrote {output} (input pixel_values (1, 3, H, W) in [0, 1]; outputs enhanced, illumination)")
     return 0
@@ -294,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import CLIPLITError
 
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
     try:
@@ -306,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted (outputs written so far are complete; rerun the command to finish)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if on_main_thread:  # a caller of main() in its own process keeps its own SIGTERM behaviour afterwards
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

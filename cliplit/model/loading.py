@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -111,25 +112,23 @@ def published_model_folder(name: str) -> Path:
     if not checkpoint.is_file() or sha256_of(checkpoint) != model.sha256:
         download(model.url, checkpoint, model.sha256)
     staging = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
-    convert_checkpoint(checkpoint, staging, overwrite=True)
-    if folder.exists():  # an incomplete folder from an older run
-        import shutil
-
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
+    try:
+        convert_checkpoint(checkpoint, staging, overwrite=True)
+        if folder.exists():  # an incomplete folder from an older run
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
 # ------------------------------------------------------------------------------------ any model spec
 def looks_like_path(spec: str) -> bool:
-    """Whether `spec` can only be meant as a file or folder (not a short name, not an `org/name` Hub id)."""
-    return (
-        os.path.isabs(spec)
-        or spec.startswith((".", "~"))
-        or "\\" in spec
-        or spec.lower().endswith(AUTHOR_CHECKPOINT_SUFFIXES + (".safetensors", ".json"))
-        or not HUB_ID.match(spec)
-    )
+    """
+    Whether `spec` can only be meant as a file or folder: not an `org/name` Hub id (absolute and
+    relative paths, `~`, backslashes and bare words never are), or ending like a file.
+    """
+    return not HUB_ID.match(spec) or spec.lower().endswith(AUTHOR_CHECKPOINT_SUFFIXES + (".safetensors", ".json"))
 
 
 def locate_model(spec: str | os.PathLike | None = None) -> Path:

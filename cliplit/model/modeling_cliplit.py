@@ -93,7 +93,7 @@ class CLIPLITModel(CLIPLITNetworkMixin, CLIPLITPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         pixel_values = sanitize_pixels(pixel_values)  # no NaN or inf ever comes out (see sanitize_pixels)
-        illumination = self.estimate_illumination(pixel_values)
+        illumination = self.illumination_of_valid(pixel_values)
         reconstruction = apply_illumination(pixel_values, illumination, self.resolve_strength(strength))
         if not return_dict:
             return reconstruction, illumination

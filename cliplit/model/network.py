@@ -199,7 +199,11 @@ class CLIPLITNetworkMixin:
         `pixel_values`: (batch, 3, H, W) in [0, 1] -> illumination map L (batch, 1, H, W), L >= floor.
         Input outside [0, 1] is read as `sanitize_pixels` says, so L is finite for any input.
         """
-        return self.decode(self.pyramid_pooling(self.encode(sanitize_pixels(pixel_values))))
+        return self.illumination_of_valid(sanitize_pixels(pixel_values))
+
+    def illumination_of_valid(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`estimate_illumination` for pixels already finite and in [0, 1] (`sanitize_pixels` applied)."""
+        return self.decode(self.pyramid_pooling(self.encode(pixels)))
 
     def resolve_strength(self, strength: float | None = None) -> float:
         """`strength`, or `config.default_strength` when None; a finite number >= 0 (else `ValueError`)."""
