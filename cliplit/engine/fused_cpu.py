@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.network import KERNEL_SIZE
-from .tiling import Box, interpolation_matrix
+from .tiling import Box, average_pooled, interpolation_matrix
 
 KERNEL_PADDING = [1, 1]
 UNIT = [1, 1]
@@ -233,5 +233,6 @@ class CLIPLITFusedCPU:
         workspace = workspace or Workspace()
         height, width = pixels.shape[-2:]
         features = self.encode(pixels, workspace)
-        grids = self.model.pyramid_pooling.context(features)
+        pyramid = self.model.pyramid_pooling
+        grids = pyramid.context_from_pooled(average_pooled(features, pyramid.bins))  # accurate at any size
         return self.fuse_decode(features, grids, Box(0, 0, height, width), height, width, workspace)

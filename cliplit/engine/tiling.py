@@ -38,6 +38,9 @@ EAGER_FP32_BYTES_PER_PIXEL = 1500
 # larger tiles stop paying off (the halo is already small) and only raise the peak.
 MEMORY_FRACTION = 0.5
 MAX_TILE_WORKSPACE_BYTES = 1 << 30
+# Rows summed in float32 per matrix product of the pyramid pooling before the float64 accumulation:
+# float32 sums over whole columns of a large map drift (docs/engine.md, "Pooling accuracy").
+POOLING_ROW_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,51 @@ def _crop(pixels: torch.Tensor, box: Box) -> torch.Tensor:
     return pixels[:, :, box.top : box.bottom, box.left : box.right]
 
 
+def pooled_sums(core: torch.Tensor, box: Box, height: int, width: int, bins) -> list[torch.Tensor]:
+    """
+    Sums of `core` (1, C, h, w), the features of the pixels in `box` of a height x width map, over the
+    cells of adaptive average pooling of that map: one (1, C, b, b) float64 tensor per bin count b.
+
+    One pass over the features: the rows of every bin's cells at once (a stacked membership matrix),
+    as float32 matrix products over `POOLING_ROW_CHUNK` rows accumulated in float64, then the columns.
+    """
+    pixels = core[0].permute(1, 2, 0)  # (h, w, C): a view of channels-last memory
+    rows, cols, channels = pixels.shape
+    pixels = pixels.reshape(rows, cols * channels)
+    row_cells = torch.cat([pooling_matrix(height, b, box.top, box.bottom) for b in bins]).to(core.device)
+    col_cells = torch.cat([pooling_matrix(width, b, box.left, box.right) for b in bins]).to(core.device, torch.float64)
+    row_sums = torch.zeros((len(row_cells), cols * channels), dtype=torch.float64, device=core.device)
+    for first in range(0, rows, POOLING_ROW_CHUNK):
+        chunk = slice(first, first + POOLING_ROW_CHUNK)
+        row_sums += (row_cells[:, chunk] @ pixels[chunk].float()).double()
+    cells = torch.einsum("rxc,kx->crk", row_sums.view(-1, cols, channels), col_cells)  # (C, cell rows, cell cols)
+    sums, offset = [], 0
+    for b in bins:
+        sums.append(cells[None, :, offset : offset + b, offset : offset + b])
+        offset += b
+    return sums
+
+
+def pooled_averages(sums: list[torch.Tensor], height: int, width: int, bins) -> list[torch.Tensor]:
+    """`pooled_sums` of the whole height x width map -> the adaptive average pools, float32."""
+    grids = []
+    for b, total in zip(bins, sums):
+        area = pooling_matrix(height, b, 0, height).sum(1)[:, None] * pooling_matrix(width, b, 0, width).sum(1)[None, :]
+        grids.append((total / area.to(total.device, torch.float64)).float())
+    return grids
+
+
+def average_pooled(features: torch.Tensor, bins) -> list[torch.Tensor]:
+    """
+    `F.adaptive_avg_pool2d(features, b)` for each b in `bins`, with each cell's sum accumulated by blocked
+    matrix products and in float64 across rows of cells: PyTorch's float32 adaptive pooling of a large map
+    drifts (measured: 5.6e-4 on a 3 MP photo's features, 7.8e-3 on 24 MP, for values up to 0.35), which
+    would make a whole-image pass differ from the tiled one. `features`: (1, C, H, W).
+    """
+    height, width = features.shape[-2:]
+    return pooled_averages(pooled_sums(features, Box(0, 0, height, width), height, width, bins), height, width, bins)
+
+
 def global_pooled(runtime, pixels: torch.Tensor, tile: int, workspace=None) -> list[torch.Tensor]:
     """
     Pass 1: the adaptive-average-pooled encoder features of the whole image, computed tile by tile.
@@ -166,24 +214,14 @@ def global_pooled(runtime, pixels: torch.Tensor, tile: int, workspace=None) -> l
     `workspace`: the runtime's buffers for this image (`Runtime.workspace`).
     """
     height, width = pixels.shape[-2:]
-    bins = runtime.bins
     sums = None
     for item in plan_tiles(height, width, tile, runtime.encoder_radius, balanced=not runtime.compiled):
         features = runtime.encode(_crop(pixels, item.input), workspace)
         rows, cols = item.core.within(item.input)
-        core = features[:, :, rows, cols].float()
-        partial = []
-        for b in bins:
-            row_cells = pooling_matrix(height, b, item.core.top, item.core.bottom).to(core.device)
-            col_cells = pooling_matrix(width, b, item.core.left, item.core.right).to(core.device)
-            partial.append(torch.einsum("by,ncyx,dx->ncbd", row_cells, core, col_cells).double())
+        partial = pooled_sums(features[:, :, rows, cols], item.core, height, width, runtime.bins)
         sums = partial if sums is None else [s + p for s, p in zip(sums, partial)]
-        del features, core
-    grids = []
-    for b, total in zip(bins, sums):
-        area = pooling_matrix(height, b, 0, height).sum(1)[:, None] * pooling_matrix(width, b, 0, width).sum(1)[None, :]
-        grids.append((total / area.to(total.device, torch.float64)).float())
-    return grids
+        del features
+    return pooled_averages(sums, height, width, runtime.bins)
 
 
 def estimate_tiled(runtime, pixels: torch.Tensor, tile: int) -> torch.Tensor:

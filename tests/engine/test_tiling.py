@@ -11,6 +11,7 @@ from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import Runtime
 from cliplit.engine.tiling import (
     MAX_TILE_WORKSPACE_BYTES,
+    average_pooled,
     axis_spans,
     auto_tile_size,
     balanced_tile,
@@ -30,6 +31,7 @@ ONE_LEVEL = 1
 HALO = CLIPLITNetwork().encoder_radius + CLIPLITNetwork().decoder_radius
 # Float rounding between tiled and whole-image sums; far below one 8-bit level (1/255 ~ 4e-3).
 ILLUMINATION_TOLERANCE = 1e-5
+POOLING_TOLERANCE = 5e-7  # a few float32 roundings of averages up to 0.35
 
 
 def to_levels(pixels: torch.Tensor, illumination: torch.Tensor) -> np.ndarray:
@@ -149,6 +151,16 @@ def test_global_pooled_equals_adaptive_average_pooling(reference_model):
         assert torch.allclose(grid, F.adaptive_avg_pool2d(features, bins), atol=1e-6)
 
 
+def test_average_pooling_of_a_large_map_is_accurate():
+    """The whole-image pass pools with `average_pooled`: float64 adaptive pooling within float32 rounding
+    on a 3 MP map (PyTorch's float32 pooling: up to 8e-6 off here, 5.6e-4 on a 3 MP photo's features)."""
+    features = torch.rand(1, 4, 1536, 2048, generator=torch.Generator().manual_seed(1)) * 0.35
+    bins = CLIPLITNetwork().pyramid_pooling.bins
+    for b, grid in zip(bins, average_pooled(features.contiguous(memory_format=torch.channels_last), bins)):
+        expected = F.adaptive_avg_pool2d(features.double(), b)
+        assert grid.dtype == torch.float32 and (grid.double() - expected).abs().max().item() < POOLING_TOLERANCE
+
+
 def test_auto_tile_size_follows_the_memory_not_the_image():
     plenty = 32 << 30  # half of it (the automatic budget) is less than a whole 24 MP pass
     assert auto_tile_size(1000, 1000, "cpu", torch.float32, memory_bytes=plenty) is None
@@ -188,3 +200,80 @@ def test_strength_default_is_the_models_config_and_a_call_overrides_it():
                        Enhancer(network, strength=0.5).enhance(image, output_type="pt"))
     assert torch.equal(Enhancer(softer).enhance(image, strength=1.0, output_type="pt"),
                        Enhancer(network).enhance(image, output_type="pt"))
+
+
+# -- 24 MP: tiled output against the whole-image network, crop by crop ------------------------------
+LARGE_HEIGHT, LARGE_WIDTH = 4000, 6000  # 24 MP, a full-size camera photo
+LARGE_TILE = 1024  # cores of 1000 x 1000 after balancing: seams at every multiple of 1000
+LARGE_STRIP_ROWS = 500  # rows encoded at a time for the whole-image pooled features
+CROP_SIDE = 64
+
+
+def _whole_image_features_in_strips(model, pixels: torch.Tensor, radius: int) -> torch.Tensor:
+    """The encoder features of the whole image (1, hidden, H, W), computed by the eager model on row
+    strips with `radius` rows of real context on each inner side (the encoder's receptive field)."""
+    height = pixels.shape[-2]
+    features = torch.empty((1, model.config.hidden_size, *pixels.shape[-2:]))
+    for top in range(0, height, LARGE_STRIP_ROWS):
+        bottom = min(top + LARGE_STRIP_ROWS, height)
+        start, stop = max(top - radius, 0), min(bottom + radius, height)
+        strip = model.encode(pixels[:, :, start:stop])
+        features[:, :, top:bottom] = strip[:, :, top - start : top - start + bottom - top]
+    return features
+
+
+def _grown(box, radius: int, height: int, width: int) -> tuple[slice, slice, slice, slice]:
+    """`box` (top, left, bottom, right) grown by `radius` and clipped to the image (where the padding
+    then is the whole image's); the index of that region and of the box inside it."""
+    top, left, bottom, right = box
+    r0, c0, r1, c1 = max(top - radius, 0), max(left - radius, 0), min(bottom + radius, height), min(right + radius, width)
+    region = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+    inside = (slice(None), slice(None), slice(top - r0, bottom - r0), slice(left - c0, right - c0))
+    return region, inside
+
+
+def test_24_megapixel_tiled_output_equals_the_whole_image_on_crops(reference_model):
+    """
+    A 4000 x 6000 photo through the tiled engine (the path a full-size photo takes) against the
+    whole-image network, computed without the tiling module: the eager encoder on row strips,
+    PyTorch's adaptive pooling (float64) and bilinear upsampling of the whole feature map, then the
+    eager fusion and decoder around each crop. Crops: the four corners (reflection padding), tile seams in
+    both axes, and a plain interior block.
+    """
+    model = reference_model
+    pixels = random_image(LARGE_HEIGHT, LARGE_WIDTH, seed=24)
+    tiled = Enhancer(model, tile_size=LARGE_TILE).illumination(pixels)
+    assert len(plan_tiles(LARGE_HEIGHT, LARGE_WIDTH, LARGE_TILE, HALO)) == 4 * 6  # really tiled
+
+    with torch.inference_mode():
+        features = _whole_image_features_in_strips(model, pixels, model.encoder_radius)
+        side, seam_row, seam_col = CROP_SIDE, 1000, 3000
+        crops = [
+            (0, 0, side, side),
+            (0, LARGE_WIDTH - side, side, LARGE_WIDTH),
+            (LARGE_HEIGHT - side, 0, LARGE_HEIGHT, side),
+            (LARGE_HEIGHT - side, LARGE_WIDTH - side, LARGE_HEIGHT, LARGE_WIDTH),
+            (seam_row - side // 2, seam_col - side // 2, seam_row + side // 2, seam_col + side // 2),
+            (seam_row - side // 2, 0, seam_row + side // 2, side),  # a seam meeting the left border
+            (2345, 4321, 2345 + side, 4321 + side),
+        ]
+        regions = [_grown(box, model.decoder_radius, LARGE_HEIGHT, LARGE_WIDTH) for box in crops]
+        # the whole map average-pooled by PyTorch in float64 (in float32 its sums over 24 MP drift by
+        # up to 8e-3: docs/engine.md), projected by the model and upsampled to the whole image
+        pooled = [
+            torch.cat([F.adaptive_avg_pool2d(features[:, c : c + 1].double(), bins) for c in range(features.shape[1])], 1)
+            for bins in model.pyramid_pooling.bins
+        ]
+        context_crops = [[] for _ in crops]
+        for grid in model.pyramid_pooling.context_from_pooled([grid.float() for grid in pooled]):
+            full = F.interpolate(grid, size=(LARGE_HEIGHT, LARGE_WIDTH), mode="bilinear", align_corners=True)
+            for maps, (region, _) in zip(context_crops, regions):
+                maps.append(full[region].clone())
+            del full
+        for (top, left, bottom, right), (region, inside), maps in zip(crops, regions, context_crops):
+            # the eager fusion and decoder around the crop, with the whole image's features and context
+            whole = model.decode(model.pyramid_pooling.fuse(features[region], maps))[inside]
+            crop = tiled[:, :, top:bottom, left:right]
+            assert (crop - whole).abs().max().item() < ILLUMINATION_TOLERANCE, (top, left)
+            crop_pixels = pixels[:, :, top:bottom, left:right]
+            assert np.abs(to_levels(crop_pixels, crop) - to_levels(crop_pixels, whole)).max() <= ONE_LEVEL
