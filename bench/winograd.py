@@ -8,6 +8,7 @@ For each channel width (the network's 3x3 layers are 32 -> 32 and 64 -> 64), on 
 non-negative size x size feature map (a leaky-ReLU output), the script times:
 
 - `direct`: the convolution exact mode runs (oneDNN, channels-last fp32);
+- `direct bf16`: the same in bfloat16 (inputs, weights and output; not exact, for comparison);
 - `F(m,3)`: Winograd F(m x m, 3 x 3) in PyTorch operations, in strips of tile rows: gather the
   (m+2) x (m+2) input tiles, transform them (one matrix product with the Kronecker matrix B^T x B^T),
   one batched matrix product per transformed position ((m+2)^2 of them, each tiles x C_in by
@@ -213,7 +214,12 @@ def main(argv=None) -> None:
         def direct():
             return F.conv2d(x, channels_last_weight, padding=1)[0].permute(1, 2, 0)
 
-        methods = {"direct": direct}
+        half_x, half_weight = x.bfloat16(), channels_last_weight.bfloat16()
+
+        def direct_bf16():  # oneDNN's bf16 kernels (AMX where the CPU has it); its output is bf16
+            return F.conv2d(half_x, half_weight, padding=1)[0].permute(1, 2, 0)
+
+        methods = {"direct": direct, "direct bf16": direct_bf16}
         winograds = {m: TorchWinograd(m, weight) for m in WINOGRAD}
         for m, winograd in winograds.items():
             methods[f"F({m},3)"] = lambda winograd=winograd: winograd(image)
@@ -224,7 +230,7 @@ def main(argv=None) -> None:
         for name, method in methods.items():
             seconds = best_time(method, args.repeat)
             direct_seconds = direct_seconds or seconds
-            error = (method() - reference).abs().max().item()
+            error = (method().double() - reference).abs().max().item()
             gemm = ""
             if name.startswith("F(") and "numba" not in name:
                 gemm = f", gemm alone {winograds[int(name[2])].gemm_seconds:.4f} s"

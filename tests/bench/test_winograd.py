@@ -34,5 +34,5 @@ def test_probe_prints_time_and_error_for_each_method(capsys):
     winograd.main(["--size", "40", "--channels", "8", "--repeat", "1"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("C=8")]
     names = [row.split()[1] for row in rows]
-    assert names[:3] == ["direct", "F(2,3)", "F(4,3)"]
+    assert names[:4] == ["direct", "direct", "F(2,3)", "F(4,3)"]  # fp32, bf16
     assert all("x direct" in row and "max error" in row for row in rows)
