@@ -89,7 +89,6 @@ class TorchWinograd:
 
 def numba_winograd_f43(weight: torch.Tensor):
     """The compiled F(4,3) variant, or None when numba or scipy (BLAS inside numba) is missing."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS runs inside the parallel loop
     try:
         import numba
         import numpy as np
@@ -239,4 +238,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    # before scipy loads OpenBLAS: the compiled variant calls BLAS inside its own parallel loop
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     main()

@@ -14,7 +14,8 @@ Settings:
   model's `config.default_strength`; `enhance(image, strength=...)` overrides it per image.
 - `tile_size`: None chooses from the image size and the free memory; 0 forces one whole-image pass;
   n >= `settings.MIN_TILE_SIZE` uses exact tiles of n x n output pixels (in fast mode, of the low-resolution pass).
-- `precision`: "fp32" (default, the exact one), "fp16" or "bf16" (for GPUs), or a torch dtype.
+- `precision`: "fp32" (default, the exact one), "fp16" or "bf16" (for GPUs; bf16 also on CPUs with AMX,
+  within about 2 levels: docs/engine.md), or a torch dtype.
 - `device`: where the network runs (default: where the model is); `compile`: `torch.compile` it;
   `keep_workspace`: keep the CPU activation buffers from one image to the next (see `Runtime`).
 """

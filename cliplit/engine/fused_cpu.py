@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.network import KERNEL_SIZE
-from .tiling import Box, average_pooled, interpolation_matrix
+from .tiling import Box, interpolation_matrix
 
 KERNEL_PADDING = [1, 1]
 UNIT = [1, 1]
@@ -227,12 +227,3 @@ class CLIPLITFusedCPU:
         head = model.illumination_head
         illumination = torch.empty((1, head.out_channels, h, w), memory_format=CHANNELS_LAST)
         return self.conv3x3(hidden, head, illumination).clamp_min_(self.floor)
-
-    def whole(self, pixels: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
-        """As `CLIPLITModel.estimate_illumination`: (1, 3, H, W) -> (1, 1, H, W)."""
-        workspace = workspace or Workspace()
-        height, width = pixels.shape[-2:]
-        features = self.encode(pixels, workspace)
-        pyramid = self.model.pyramid_pooling
-        grids = pyramid.context_from_pooled(average_pooled(features, pyramid.bins))  # accurate at any size
-        return self.fuse_decode(features, grids, Box(0, 0, height, width), height, width, workspace)

@@ -22,7 +22,7 @@ from ..model.network import as_network, sanitize_pixels
 from . import fused_cpu
 from .fast import scale_matched_copy
 from .settings import PRECISION_NAMES
-from .tiling import Box, upsample_context
+from .tiling import Box, average_pooled, upsample_context
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
 CHANNELS_LAST = torch.channels_last
@@ -127,7 +127,7 @@ class Runtime:
     A network (`CLIPLITModel` or `CLIPLITNetwork`) ready for inference on `device` in `dtype`.
 
     Methods take and return tensors on `device`:
-    - `whole(pixels)`: (1, 3, H, W) -> illumination (1, 1, H, W), the plain forward pass;
+    - `whole(pixels)`: (1, 3, H, W) -> illumination (1, 1, H, W), the forward pass on the whole image;
     - `encode(pixels, workspace)`: (1, 3, h, w) -> features (1, hidden, h, w);
     - `fuse_decode(features, grids, box, height, width, workspace)`: the features of the pixels in
       `box` of a height x width image and the projected pyramid context (one (1, reduction, bin, bin)
@@ -162,14 +162,12 @@ class Runtime:
         self.decoder_radius = model.decoder_radius
         use_fused = not self.compiled and fused_cpu.fused_cpu_supported(model, self.device, self.dtype, channels_last)
         self.fused = fused_cpu.CLIPLITFusedCPU(model) if use_fused else None
-        self._whole = model.illumination_of_valid  # `prepare` has sanitized the pixels
         self._encode = model.encode
         self._fuse_decode_maps = self._fuse_decode_eager
         self._workspaces = workspaces or WorkspacePool(keep_workspace)
         self._scale_matched: dict[tuple[float, float], Runtime] = {}
         self._scale_matched_lock = threading.Lock()
         if self.compiled:
-            self._whole = torch.compile(self._whole, options=COMPILE_OPTIONS, dynamic=False)
             self._encode = torch.compile(self._encode, options=COMPILE_OPTIONS, dynamic=False)
             self._fuse_decode_maps = torch.compile(self._fuse_decode_maps, options=COMPILE_OPTIONS, dynamic=False)
 
@@ -219,11 +217,15 @@ class Runtime:
         return pixels.contiguous(memory_format=CHANNELS_LAST) if self.channels_last else pixels.contiguous()
 
     def whole(self, pixels: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            if self.fused is None:
-                return self._whole(self.prepare(pixels))
-            with self.workspace() as workspace:
-                return self.fused.whole(self.prepare(pixels), workspace)
+        """
+        The forward pass on the whole image, as one tile covering it: encode, pool the whole feature map
+        (`average_pooled`: float64 sums, as the tiled pass 1), fuse and decode.
+        """
+        height, width = pixels.shape[-2:]
+        with torch.inference_mode(), self.workspace() as workspace:
+            features = self.encode(pixels, workspace)
+            grids = self.project_context(average_pooled(features, self.bins))
+            return self.fuse_decode(features, grids, Box(0, 0, height, width), height, width, workspace)
 
     def encode(self, pixels: torch.Tensor, workspace: fused_cpu.Workspace | None = None) -> torch.Tensor:
         with torch.inference_mode():

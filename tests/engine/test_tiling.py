@@ -204,7 +204,7 @@ def test_strength_default_is_the_models_config_and_a_call_overrides_it():
 
 # -- 24 MP: tiled output against the whole-image network, crop by crop ------------------------------
 LARGE_HEIGHT, LARGE_WIDTH = 4000, 6000  # 24 MP, a full-size camera photo
-LARGE_TILE = 1024  # cores of 1000 x 1000 after balancing: seams at every multiple of 1000
+LARGE_TILE = 1024  # balanced: 4 x 6 cores of 1000 x 1000
 LARGE_STRIP_ROWS = 500  # rows encoded at a time for the whole-image pooled features
 CROP_SIDE = 64
 
@@ -222,7 +222,7 @@ def _whole_image_features_in_strips(model, pixels: torch.Tensor, radius: int) ->
     return features
 
 
-def _grown(box, radius: int, height: int, width: int) -> tuple[slice, slice, slice, slice]:
+def _grown(box, radius: int, height: int, width: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     """`box` (top, left, bottom, right) grown by `radius` and clipped to the image (where the padding
     then is the whole image's); the index of that region and of the box inside it."""
     top, left, bottom, right = box
@@ -247,7 +247,9 @@ def test_24_megapixel_tiled_output_equals_the_whole_image_on_crops(reference_mod
 
     with torch.inference_mode():
         features = _whole_image_features_in_strips(model, pixels, model.encoder_radius)
-        side, seam_row, seam_col = CROP_SIDE, 1000, 3000
+        side = CROP_SIDE
+        seam_row = balanced_tile(LARGE_HEIGHT, LARGE_TILE)  # the first row seam
+        seam_col = 3 * balanced_tile(LARGE_WIDTH, LARGE_TILE)  # the third column seam
         crops = [
             (0, 0, side, side),
             (0, LARGE_WIDTH - side, side, LARGE_WIDTH),
