@@ -36,8 +36,8 @@ from PIL import Image
 
 from cliplit.engine.enhancer import Enhancer
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
-from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
+from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL, read_image, write_image
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
@@ -57,6 +57,7 @@ STRENGTH_STEP = 0.05
 OUTPUT_MAX_AGE_S = 3600  # enhanced PNGs older than this are deleted from the app's output folder
 GRADIO_CACHE_CLEANUP = (3600, 3600)  # (every, older than) seconds: uploads and results in gradio's cache
 ZERO_GPU_DURATION_S = 60
+GRADIO_TEMP_ENV_VAR = "GRADIO_TEMP_DIR"
 PREVIEW_MODE = "fast"
 
 
@@ -101,7 +102,7 @@ class DemoEnhancer:
     @property
     def device_name(self) -> str:
         device = next(self.model.parameters()).device
-        return "GPU" if device.type == "cuda" else device.type.upper()
+        return "GPU" if ZERO_GPU or device.type == "cuda" else device.type.upper()
 
     @property
     def default_strength(self) -> float:
@@ -319,21 +320,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # gradio's blocking loop ends on it and closes the server; `main` then cleans up
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Load the model (as `cliplit enhance` does), serve the page until Ctrl-C or SIGTERM, delete what it wrote."""
     args = build_parser().parse_args(argv)
-    try:
-        device = "cuda" if ZERO_GPU else resolve_device(args.device)
-        model = load_model(args.model, device=device)
+    from cliplit.engine.runtime import resolve_device
+    from cliplit.model.loading import load_network
+
+    try:  # on ZeroGPU the GPU exists only inside `spaces.GPU` calls: the model waits on the CPU
+        device = "cpu" if ZERO_GPU else resolve_device(args.device)
+        model = load_network(args.model, device=device)
     except CLIPLITError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    # One prepared runtime (channels-last copy of the network) for every request; on ZeroGPU the GPU
-    # exists only inside `spaces.GPU` calls, so each call prepares its own there. A server keeps no
-    # activation buffers between uploads (they would hold ~1 kB per pixel of the largest photo seen).
-    options = {} if ZERO_GPU else {"runtime": make_runtime(model, keep_workspace=False)}
+    own_temp = None
+    if not os.environ.get(GRADIO_TEMP_ENV_VAR):  # uploads and results in a folder of ours, removed on exit
+        own_temp = tempfile.mkdtemp(prefix="cliplit-app-uploads-")
+        os.environ[GRADIO_TEMP_ENV_VAR] = own_temp
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     demo = build_demo(model, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb,
-                      concurrency=args.concurrency, enhance_options=options)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))
+                      concurrency=args.concurrency)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close_demo(demo)
+        if own_temp is not None:
+            shutil.rmtree(own_temp, ignore_errors=True)
     return 0
 
 

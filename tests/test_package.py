@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 import cliplit
-from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "cliplit"
 # Each layer may import its own and the lower ones only (the package's __init__ is the entry point).

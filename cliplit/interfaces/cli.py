@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..errors import SettingsError, display_name
-from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
+from ..errors import SettingsError, display_name
 from ..evaluation import DEFAULT_METRICS, METRICS
+from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..model.architecture import PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 

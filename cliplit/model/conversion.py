@@ -18,6 +18,7 @@ import torch
 from ..errors import CheckpointError, display_name
 from .architecture import ArchitectureConfig
 from .network import CLIPLITNetwork
+
 DATA_PARALLEL_PREFIX = "module."
 WRAPPER_KEYS = ("state_dict", "model", "params", "net")
 MAX_KEYS_IN_MESSAGE = 6

@@ -23,7 +23,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from ..errors import CheckpointError, CLIPLITError, ModelNotFoundError, display_name, first_line
+from ..errors import CheckpointError, ModelNotFoundError, display_name, first_line
 from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, WEIGHTS_FILE
 from .catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS, PublishedModel
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+from PIL import Image
 
 pytestmark = pytest.mark.reference
 

@@ -7,7 +7,6 @@ import importlib.util
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import REPO_ROOT
 
 SPEC = importlib.util.spec_from_file_location("winograd_probe", REPO_ROOT / "bench" / "winograd.py")

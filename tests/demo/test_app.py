@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLIPLIT_REFERENCE, REPO_ROOT
 from PIL import Image
-
-from conftest import CLIPLIT_REFERENCE, ENHANCEMENT_CHECKPOINT as CHECKPOINT, REPO_ROOT, require_reference
 
 PHOTO = CLIPLIT_REFERENCE / "images" / "c5b8b4070688114c602b27933c6699b6.jpg"  # the smallest (564x845)
 LOCALHOST = "127.0.0.1"
@@ -26,14 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOCALHOST, 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def app_model_dir(tmp_path_factory) -> Path:
-    from cliplit.model.conversion import convert_checkpoint
-
-    require_reference()
-    return convert_checkpoint(CHECKPOINT, tmp_path_factory.mktemp("app-model") / "model")
 
 
 @contextlib.contextmanager
@@ -53,8 +44,8 @@ def running_app(model_dir: Path, **build_options):
 
 
 @pytest.fixture(scope="module")
-def app_url(app_model_dir):
-    with running_app(app_model_dir) as url:
+def app_url(converted_model_dir):
+    with running_app(converted_model_dir) as url:
         yield url
 
 
@@ -104,14 +95,14 @@ def test_spaces_is_used_only_on_zero_gpu(tmp_path):
 
 
 @needs_reference
-def test_enhance_endpoint_gives_the_cli_pixels(client, app_model_dir, tmp_path):
+def test_enhance_endpoint_gives_the_cli_pixels(client, converted_model_dir, tmp_path):
     from gradio_client import handle_file
 
     result = client.predict(handle_file(str(PHOTO)), api_name="/enhance")  # strength left out: the default
     assert Path(result).suffix == ".png"
 
     cli = subprocess.run(
-        [sys.executable, "-m", "cliplit", "enhance", str(PHOTO), "--model", str(app_model_dir),
+        [sys.executable, "-m", "cliplit", "enhance", str(PHOTO), "--model", str(converted_model_dir),
          "--output", str(tmp_path), "--device", "cpu", "--quiet"],
         capture_output=True, text=True, timeout=300,
     )
@@ -159,11 +150,11 @@ def test_bad_uploads_give_a_message_and_the_app_keeps_serving(client, tmp_path):
 
 
 @needs_reference
-def test_uploads_over_the_limits_are_refused_with_a_message(app_model_dir):
+def test_uploads_over_the_limits_are_refused_with_a_message(converted_model_dir):
     import app
     from cliplit.model.loading import load_model
 
-    model = load_model(app_model_dir, device="cpu")
+    model = load_model(converted_model_dir, device="cpu")
     with pytest.raises(app.UploadError, match=r"\.jpg: 564 x 845 pixels \(0\.5 MP\) is over the 0\.1 MP limit"):
         app.DemoEnhancer(model, max_megapixels=0.1).read(PHOTO)
     with pytest.raises(app.UploadError, match=r"\.jpg: the file is .* MB, over the 0\.01 MB limit"):
@@ -183,11 +174,11 @@ def test_example_photos_are_ours_and_small():
     assert (app.EXAMPLES_DIR / "make_examples.py").is_file()
 
 
-def test_preview_is_a_reduced_enhancement(app_model_dir):
+def test_preview_is_a_reduced_enhancement(converted_model_dir):
     import app
     from cliplit.model.loading import load_model
 
-    enhancer = app.DemoEnhancer(load_model(app_model_dir, device="cpu"))
+    enhancer = app.DemoEnhancer(load_model(converted_model_dir, device="cpu"))
     example = app.EXAMPLES_DIR / "backlit_cat.jpg"
     small, enhanced, illumination = enhancer.preview(example, 1.0)
     assert max(small.size) == app.PREVIEW_MAX_SIDE
@@ -197,14 +188,14 @@ def test_preview_is_a_reduced_enhancement(app_model_dir):
     assert enhanced.pixels.mean() > small.pixels.mean()  # the backlit example gets brighter
 
 
-def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(app_model_dir):
+def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(converted_model_dir):
     import app
     from cliplit.engine.enhancer import Enhancer
     from cliplit.imaging.codec import DecodedImage
     from cliplit.imaging.files import read_image
     from cliplit.model.loading import load_model
 
-    model = load_model(app_model_dir, device="cpu")
+    model = load_model(converted_model_dir, device="cpu")
     photo = read_image(PHOTO)
     image = DecodedImage(np.ascontiguousarray(photo.pixels[:160, :192]))
     enhancer = app.DemoEnhancer(model)
@@ -222,7 +213,7 @@ SOAK_GROWTH_MB = 40
 
 
 @needs_reference
-def test_memory_stays_flat_over_hundreds_of_requests(app_model_dir, tmp_path):
+def test_memory_stays_flat_over_hundreds_of_requests(converted_model_dir, tmp_path):
     """A soak test: the app (in this process) answers a few hundred small requests; its resident memory
     after them is within a few tens of MB of what it was after a warm-up."""
     import psutil
@@ -232,7 +223,7 @@ def test_memory_stays_flat_over_hundreds_of_requests(app_model_dir, tmp_path):
     with Image.open(PHOTO) as image:
         image.convert("RGB").resize((48, 48)).save(small)
     process = psutil.Process()
-    with running_app(app_model_dir) as url:
+    with running_app(converted_model_dir) as url:
         client = Client(url, verbose=False)
         for _ in range(SOAK_WARMUP):
             client.predict(handle_file(str(small)), api_name="/enhance")

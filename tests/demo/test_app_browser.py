@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from test_app import PHOTO, REPO_ROOT, app_model_dir, needs_reference, running_app  # noqa: F401 - fixture
+from test_app import PHOTO, REPO_ROOT, needs_reference, running_app
 
 CHROMIUM_ENV_VAR = "CLIPLIT_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -53,11 +52,11 @@ def require_browser() -> str:
 
 
 @needs_reference
-def test_upload_enhance_and_see_the_result(app_model_dir, tmp_path):
+def test_upload_enhance_and_see_the_result(converted_model_dir, tmp_path):
     executable = require_browser()
     from playwright.sync_api import expect, sync_playwright
 
-    with running_app(app_model_dir) as url, sync_playwright() as playwright:
+    with running_app(converted_model_dir) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import golden_for, reference_images_to_check
 from PIL import Image
 
+from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.fast import (
     FAST_PSNR_FLOOR_DB,
     estimate_fast,
@@ -15,10 +17,7 @@ from cliplit.engine.fast import (
     scale_matched_copy,
     scale_matched_kernel,
 )
-from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import SCALE_MATCHED_KEPT, Runtime
-
-from conftest import golden_for, reference_images_to_check
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

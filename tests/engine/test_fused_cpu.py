@@ -6,14 +6,14 @@ import threading
 
 import pytest
 import torch
+from helpers import random_pixels as random_image
 
-from cliplit.model.configuration_cliplit import CLIPLITConfig
-from cliplit.model.modeling_cliplit import CLIPLITModel
 from cliplit.engine.fused_cpu import Workspace
 from cliplit.engine.runtime import Runtime
 from cliplit.engine.tiling import Box, estimate_tiled
 from cliplit.model.architecture import PADDING_VARIANTS
-from helpers import random_pixels as random_image
+from cliplit.model.configuration_cliplit import CLIPLITConfig
+from cliplit.model.modeling_cliplit import CLIPLITModel
 
 # float32 rounding of a different summation order, through 17 layers (measured: ~1e-6 relative)
 RELATIVE_TOLERANCE = 1e-5

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import textured_pixels as random_image
 
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import Runtime
 from cliplit.engine.tiling import (
     MAX_TILE_WORKSPACE_BYTES,
+    auto_tile_size,
     average_pooled,
     axis_spans,
-    auto_tile_size,
     balanced_tile,
     bytes_per_pixel,
     estimate_tiled,
@@ -22,10 +23,8 @@ from cliplit.engine.tiling import (
     plan_tiles,
     pooling_matrix,
 )
-
 from cliplit.errors import SettingsError
 from cliplit.model.network import CLIPLITNetwork
-from helpers import textured_pixels as random_image
 
 ONE_LEVEL = 1
 HALO = CLIPLITNetwork().encoder_radius + CLIPLITNetwork().decoder_radius

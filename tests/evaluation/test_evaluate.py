@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import golden_for, smallest_reference_image
 from PIL import Image, ImageFilter
 
 from cliplit.evaluation.evaluate import mean_of
 from cliplit.evaluation.metrics import psnr, ssim
-
-from conftest import GOLDEN_DIR, golden_for, smallest_reference_image
 
 skimage_metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is in the test extra")
 TOLERANCE = 1e-3

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from cliplit import CLIPLITImageProcessor
-from cliplit.imaging.files import read_image, write_image
 from cliplit.imaging.codec import decode_image, encode_array, encode_pil
+from cliplit.imaging.files import read_image, write_image
 
 RNG = np.random.default_rng(0)
 HEIGHT, WIDTH = 12, 17

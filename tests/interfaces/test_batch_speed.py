@@ -9,9 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ENHANCEMENT_CHECKPOINT
+from PIL import Image
 
 pytestmark = pytest.mark.reference
 

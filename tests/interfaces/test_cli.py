@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import ENHANCEMENT_CHECKPOINT, INIT_CHECKPOINT, RAVE_CHECKPOINT, golden_for, smallest_reference_image
+from PIL import Image
 
 pytestmark = pytest.mark.reference
 

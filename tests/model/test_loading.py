@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CLIPLIT_REFERENCE, ENHANCEMENT_CHECKPOINT, RAVE_REFERENCE, SHARED_REFERENCE, smallest_reference_image
 
 from cliplit.errors import ModelNotFoundError
 from cliplit.model import catalog
 from cliplit.model.loading import CACHE_ENV_VAR, MODEL_ENV_VAR, load_model, load_network, published_folder, sha256_of
 from cliplit.model.modeling_cliplit import CLIPLITModel
 from cliplit.model.network import CLIPLITNetwork
-
-from conftest import CLIPLIT_REFERENCE, ENHANCEMENT_CHECKPOINT, RAVE_REFERENCE, SHARED_REFERENCE, smallest_reference_image
 
 pytestmark = pytest.mark.reference
 RAVE_NAMES = [name for name, model in catalog.PUBLISHED_MODELS.items() if model.repository == catalog.RAVE_REPOSITORY]

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import random_pixels as random_image
 from PIL import Image
 
 import cliplit
@@ -18,7 +19,6 @@ from cliplit import CLIPLITConfig, CLIPLITModel
 from cliplit.errors import CheckpointError
 from cliplit.model.architecture import ArchitectureConfig
 from cliplit.model.network import CLIPLITNetwork, as_network
-from helpers import random_pixels as random_image
 
 PUBLISHED_PARAMETER_COUNT = 278_790
 

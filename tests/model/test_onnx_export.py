@@ -8,12 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ENHANCEMENT_CHECKPOINT, golden_for, smallest_reference_image
 from PIL import Image
 
 from cliplit.model.network import CLIPLITNetwork
 from cliplit.model.onnx_export import ExportableNetwork, adaptive_pooling_matrix
-
-from conftest import ENHANCEMENT_CHECKPOINT, golden_for, smallest_reference_image
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
 

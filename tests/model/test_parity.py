@@ -11,11 +11,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ENHANCEMENT_CHECKPOINT, golden_for, reference_images_to_check
 from PIL import Image
 
 import cliplit
-
-from conftest import ENHANCEMENT_CHECKPOINT, golden_for, reference_images_to_check
 
 pytestmark = pytest.mark.reference
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import write_tiny_resnet_clip
 
 from cliplit.errors import CLIPLITError
 from cliplit.training.clip_guidance import CLIP_MEAN, CLIP_STD
 from cliplit.training.identity import ResNetIdentity, load_identity_model
-from helpers import write_tiny_resnet_clip
 
 open_clip = pytest.importorskip("open_clip", reason="open_clip_torch is in the training extra")
 RN101_SHAPES = [(64, 56, 56), (256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]

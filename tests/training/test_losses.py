@@ -43,8 +43,8 @@ def _features(offsets_per_image):
     shapes = [(4, 3), (4, 3), (2, 5), (2, 5), (6,)]
     inputs = [torch.randn(len(offsets_per_image), *s) for s in shapes]
     outputs = [
-        x + torch.tensor([offs[l] for offs in offsets_per_image]).view(-1, *([1] * len(shapes[l])))
-        for l, x in enumerate(inputs)
+        x + torch.tensor([offs[depth] for offs in offsets_per_image]).view(-1, *([1] * len(shapes[depth])))
+        for depth, x in enumerate(inputs)
     ]
     return outputs, inputs
 

@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
+from helpers import synthetic_scene, to_pil, write_synthetic_dataset, write_tiny_resnet_clip
 from PIL import Image
 from safetensors.torch import load_file
 
-from helpers import synthetic_scene, to_pil, write_synthetic_dataset, write_tiny_resnet_clip
-
-from conftest import REPO_ROOT
 TRAIN_SCRIPT = REPO_ROOT / "train" / "train.py"
 PROMPT_LENGTH = 4
 RESOLUTION = 32
