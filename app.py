@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from cliplit.engine.enhancer import Enhancer
+from cliplit.engine.runtime import resolve_device
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
@@ -119,8 +120,8 @@ class DemoEnhancer:
         only inside `spaces.GPU` calls, so each call builds its own engine there.
         """
         mode = PREVIEW_MODE if fast else "exact"
-        if ZERO_GPU:
-            return Enhancer(self.model, mode=mode, device="cuda", keep_workspace=False)
+        if ZERO_GPU:  # inside the `spaces.GPU` call, where the GPU is attached ("auto": CUDA when present)
+            return Enhancer(self.model, mode=mode, device=resolve_device("auto"), keep_workspace=False)
         if mode not in self._engines:
             self._engines[mode] = Enhancer(self.model, mode=mode, keep_workspace=False)
         return self._engines[mode]
@@ -327,7 +328,6 @@ def _stop_on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """Load the model (as `cliplit enhance` does), serve the page until Ctrl-C or SIGTERM, delete what it wrote."""
     args = build_parser().parse_args(argv)
-    from cliplit.engine.runtime import resolve_device
     from cliplit.model.loading import load_network
 
     try:  # on ZeroGPU the GPU exists only inside `spaces.GPU` calls: the model waits on the CPU

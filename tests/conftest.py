@@ -97,6 +97,19 @@ def converted_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def published_cache(tmp_path_factory) -> Path:
+    """
+    A cliplit cache (`$CLIPLIT_CACHE`) holding every published model as after its one download: each
+    authors' file from ../shared in `downloads/` (its published sha256 checked) and its converted folder,
+    made by the same code as a real first use (`published_model_folder`, with nothing to download).
+    """
+    require_reference()
+    from helpers import fill_published_cache
+
+    return fill_published_cache(tmp_path_factory.mktemp("cliplit-cache"), [CLIPLIT_REFERENCE, RAVE_REFERENCE])
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     """A tiny random CLIP (model + tokenizer) written with save_pretrained."""
     from helpers import write_tiny_clip

@@ -7,7 +7,17 @@ tokenizer from a hand-written byte-level BPE vocabulary, both written with ``sav
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +168,114 @@ def write_tiny_resnet_clip(folder: Path, seed: int = SEED) -> Path:
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_RESNET_CONFIG, "preprocess_cfg": {}}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+def fill_published_cache(cache: Path, source_folders: list[Path]) -> Path:
+    """
+    Fill a cliplit cache with every published model whose authors' file is in one of `source_folders`,
+    as after its download: the file is put in `cache/downloads/` and `published_model_folder` (the code a
+    first use runs) checks its sha256 and converts it, with nothing to download. Returns `cache`.
+    """
+    from cliplit.model.catalog import PUBLISHED_MODELS
+    from cliplit.model.loading import CACHE_ENV_VAR, DOWNLOADS_DIRNAME, published_model_folder
+
+    downloads = Path(cache) / DOWNLOADS_DIRNAME
+    downloads.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get(CACHE_ENV_VAR)
+    os.environ[CACHE_ENV_VAR] = str(cache)
+    try:
+        for model in PUBLISHED_MODELS.values():
+            source = next((folder / model.filename for folder in source_folders if (folder / model.filename).is_file()), None)
+            if source is not None:
+                shutil.copyfile(source, downloads / model.filename)
+                published_model_folder(model.name)
+    finally:
+        if previous is None:
+            os.environ.pop(CACHE_ENV_VAR)
+        else:
+            os.environ[CACHE_ENV_VAR] = previous
+    return Path(cache)
+
+
+def write_hub_cache_entry(hub_cache: Path, repo_id: str, files_from: Path, revision: str = "0" * 40) -> Path:
+    """
+    Lay out `files_from`'s files in a Hugging Face hub cache (`$HF_HUB_CACHE`) as a download of `repo_id`
+    leaves them (`models--org--name/refs/main` and `snapshots/<revision>/`), so that the library resolves
+    `repo_id` offline as after its download. Returns the snapshot folder.
+    """
+    repo_folder = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo_folder / "snapshots" / revision
+    shutil.copytree(files_from, snapshot, dirs_exist_ok=True)
+    (repo_folder / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_folder / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+LOCALHOST = "127.0.0.1"
+APP_START_TIMEOUT_S = 240  # gradio and torch import, model load, on a busy 2-core machine
+APP_STOP_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServedApp:
+    """A running `python app.py` process: its URL, the process, and (after it stopped) its exit code and output."""
+
+    url: str
+    process: subprocess.Popen
+    output: str = ""
+    returncode: int | None = None
+
+
+@contextlib.contextmanager
+def served_app(command: list[str] | str, *, cwd: Path, env: dict, port: int, shell: bool = False):
+    """
+    Start the app as a user does (`command`, e.g. [sys.executable, "app.py", "--model", M] or a shell
+    line), wait until its page answers on `port`, yield a `ServedApp`; then stop it with SIGTERM (as a
+    Space or a terminal does) and wait for it, recording its exit code and output.
+    """
+    url = f"http://{LOCALHOST}:{port}/"
+    process = subprocess.Popen(command, cwd=cwd, env=env, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    served = ServedApp(url, process)
+    try:
+        deadline = time.monotonic() + APP_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the app exited with {process.returncode} before serving:\n{process.stdout.read()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the app did not serve {url} within {APP_START_TIMEOUT_S} s")
+            time.sleep(0.5)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # to the app itself: a shell line's shell passes it on by exec
+            try:
+                process.wait(APP_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        served.returncode = process.returncode
+        served.output = process.stdout.read()
+        process.stdout.close()
+
+
+def python_env(**extra: str) -> dict:
+    """The environment for a child process: this one, with the repository importable and `extra` set."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+
+
+PYTHON = sys.executable

@@ -1,4 +1,5 @@
-"""The demo page in a real headless browser: Debian's chromium driven by Playwright.
+"""The demo page in a real headless browser: Debian's chromium driven by Playwright, against a running
+app (`tests/demo/test_app_process.py` starts `python app.py` and calls `check_page_in_browser`).
 
 Skipped (with the reason) when chromium or playwright is missing on a developer's machine; in CI
 (CI=true) that is a failure instead, so the check cannot silently disappear. The screenshot is kept
@@ -13,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, smallest_reference_image
 from PIL import Image
-from test_app import PHOTO, REPO_ROOT, needs_reference, running_app
 
 CHROMIUM_ENV_VAR = "CLIPLIT_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -51,12 +52,14 @@ def require_browser() -> str:
     return executable
 
 
-@needs_reference
-def test_upload_enhance_and_see_the_result(converted_model_dir, tmp_path):
+def check_page_in_browser(url: str, tmp_path: Path) -> None:
+    """Upload a text file (a message), then the smallest reference photo (a preview), click Enhance, and
+    download the full-resolution PNG from the page."""
     executable = require_browser()
     from playwright.sync_api import expect, sync_playwright
 
-    with running_app(converted_model_dir) as url, sync_playwright() as playwright:
+    photo = smallest_reference_image()
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT)
@@ -68,21 +71,23 @@ def test_upload_enhance_and_see_the_result(converted_model_dir, tmp_path):
             expect(page.get_by_text("notes.png: not an image")).to_be_visible(timeout=ENHANCE_TIMEOUT_MS)
             page.locator("#input-image").get_by_role("button", name="Remove Image").click()
 
-            page.locator("#input-image input[type=file]").set_input_files(str(PHOTO))
+            page.locator("#input-image input[type=file]").set_input_files(str(photo))
             expect(page.locator("#status")).to_contain_text("Preview", timeout=ENHANCE_TIMEOUT_MS)
             page.locator("#enhance-button").click()
 
             expect(page.locator("#status")).to_contain_text("Enhanced", timeout=ENHANCE_TIMEOUT_MS)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
-            expect(page.locator("#status")).to_contain_text("564 × 845 px")
+            with Image.open(photo) as image:
+                width, height = image.size
+            expect(page.locator("#status")).to_contain_text(f"{width} × {height} px")
             expect(page.locator("#before-after img")).to_have_count(2)
-            link = page.locator(f'#download a[href$="{PHOTO.stem}_enhanced.png"]')
+            link = page.locator(f'#download a[href$="{photo.stem}_enhanced.png"]')
             expect(link).to_have_count(1)
             download = page.request.get(link.get_attribute("href"))
             assert download.ok
             with Image.open(io.BytesIO(download.body())) as image:
-                assert (image.format, image.size) == ("PNG", (564, 845))  # full resolution
+                assert (image.format, image.size) == ("PNG", (width, height))  # full resolution
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 0
