@@ -51,6 +51,23 @@ def pytest_runtest_setup(item):
         require_reference()
 
 
+DOCUMENTATION_TESTS = "tests/docs/test_documentation.py::test_documented_snippet_runs"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many documentation snippets ran, and which were skipped with their reasons."""
+    reports = [report for outcome in ("passed", "failed", "skipped") for report in terminalreporter.stats.get(outcome, [])
+               if report.nodeid.startswith(DOCUMENTATION_TESTS) and (report.when == "call" or report.skipped)]
+    if not reports:
+        return
+    ran = [report for report in reports if not report.skipped]
+    skipped = [report for report in reports if report.skipped]
+    terminalreporter.write_sep("-", f"documentation snippets: {len(ran)} ran "
+                                    f"({sum(report.failed for report in ran)} failed), {len(skipped)} skipped")
+    for report in skipped:
+        terminalreporter.write_line(f"skipped {report.longrepr[2].removeprefix('Skipped: ')}")
+
+
 def full_tests_requested() -> bool:
     """True when every reference photo should be checked (CLIPLIT_FULL_TESTS=1)."""
     return os.environ.get(FULL_TESTS_ENV_VAR, "") not in ("", "0", "false")
