@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -232,22 +233,35 @@ class ServedApp:
     returncode: int | None = None
 
 
+def command_line(line: str) -> tuple[list[str], dict]:
+    """A documented shell line `[VAR=value ...] python app.py ARGS  # comment` -> (argv, its variables),
+    run without a shell so that signals reach the app itself; `python` is this interpreter."""
+    words = shlex.split(line, comments=True)
+    variables = {}
+    while words and "=" in words[0] and not words[0].startswith("-"):
+        name, value = words.pop(0).split("=", 1)
+        variables[name] = value
+    if words and words[0] in ("python", "python3"):
+        words[0] = sys.executable
+    return words, variables
+
+
 @contextlib.contextmanager
-def served_app(command: list[str] | str, *, cwd: Path, env: dict, port: int, shell: bool = False):
+def served_app(command: list[str], *, cwd: Path, env: dict, port: int):
     """
-    Start the app as a user does (`command`, e.g. [sys.executable, "app.py", "--model", M] or a shell
-    line), wait until its page answers on `port`, yield a `ServedApp`; then stop it with SIGTERM (as a
-    Space or a terminal does) and wait for it, recording its exit code and output.
+    Start the app as a user does (`command`, e.g. [sys.executable, "app.py", "--model", M]), wait until
+    its page answers on `port`, yield a `ServedApp`; then stop it with SIGTERM (as a Space or a
+    terminal does) and wait for it, recording its exit code and output.
     """
     url = f"http://{LOCALHOST}:{port}/"
-    process = subprocess.Popen(command, cwd=cwd, env=env, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     served = ServedApp(url, process)
     try:
         deadline = time.monotonic() + APP_START_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"the app exited with {process.returncode} before serving:\n{process.stdout.read()}")
+                raise AssertionError(f"the app exited with {process.returncode} before serving:\n{process.communicate()[0]}")
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
@@ -260,15 +274,13 @@ def served_app(command: list[str] | str, *, cwd: Path, env: dict, port: int, she
         yield served
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # to the app itself: a shell line's shell passes it on by exec
-            try:
-                process.wait(APP_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            process.send_signal(signal.SIGTERM)
+        try:
+            served.output = process.communicate(timeout=APP_STOP_TIMEOUT_S)[0]
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # it and anything it started
+            served.output = process.communicate()[0] + "\n(killed: it did not stop within the timeout)"
         served.returncode = process.returncode
-        served.output = process.stdout.read()
-        process.stdout.close()
 
 
 def python_env(**extra: str) -> dict:

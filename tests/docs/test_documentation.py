@@ -24,6 +24,7 @@ from conftest import (
 )
 from helpers import (
     PYTHON,
+    command_line,
     free_port,
     python_env,
     served_app,
@@ -113,7 +114,8 @@ def check_served_app(command: str, folder: Path, env: dict) -> None:
     from gradio_client import Client, handle_file
 
     port = free_port()
-    with served_app(command, cwd=folder, env={**env, "GRADIO_SERVER_PORT": str(port)}, port=port, shell=True) as app:
+    argv, variables = command_line(command)
+    with served_app(argv, cwd=folder, env={**env, **variables, "GRADIO_SERVER_PORT": str(port)}, port=port) as app:
         result = Client(app.url, verbose=False).predict(handle_file(str(folder / "backlit.jpg")), api_name="/enhance")
         with Image.open(result) as enhanced, Image.open(folder / "backlit.jpg") as original:
             assert enhanced.size == original.size
