@@ -1,9 +1,10 @@
 """Each integration, without its optional library, fails on one line that names its extra; `import cliplit`
-loads none of them."""
+loads none of them; the packaging fields the integrations need (extras, the Comfy Registry's table)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -50,3 +51,23 @@ def test_import_cliplit_loads_no_integration_nor_its_library():
     result = run_without((), code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# The Comfy Registry's rules for a node id (docs.comfy.org, registry specifications): < 100 characters,
+# letters, digits, "-", "_", "." only, no two special characters in a row, a letter first, no "ComfyUI".
+REGISTRY_NODE_ID = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|[-_.](?=[A-Za-z0-9]))*$")
+COMFY_FIELDS = ("PublisherId", "DisplayName", "Icon")
+
+
+def test_pyproject_has_the_extras_and_the_comfy_registry_fields():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    extras = project["optional-dependencies"]
+    assert {"ray", "spandrel", "comfyui"} <= set(extras)
+    test_extra = " ".join(extras["test"])
+    assert all(requirement.split(">")[0] in test_extra for requirement in extras["ray"] + extras["spandrel"])
+    assert REGISTRY_NODE_ID.match(project["name"]) and len(project["name"]) < 100
+    assert "comfyui" not in project["name"].lower() and re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert set(COMFY_FIELDS) <= set(pyproject["tool"]["comfy"])
+    assert (REPO_ROOT / "__init__.py").is_file()
