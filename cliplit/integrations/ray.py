@@ -17,8 +17,12 @@ Inputs, per batch (`batch_format="numpy"`, the default):
 - or `image` (from `ray.data.read_images(..., include_paths=True)`): arrays decoded by Ray (Pillow, no
   EXIF orientation; 16-bit colour PNGs come as 8-bit), of any sizes within one batch.
 
-Output: `image` holds each enhanced image as an array with the input's channels, uint8 or (for 16-bit
-inputs) uint16; `path` and every other column pass through. A row that cannot be enhanced is logged
+Output: `image` holds each enhanced image as an (H, W, C) array with the input's channels (C = 1 gray,
+2 gray + alpha, 3 RGB, 4 RGBA), uint8, or uint16 for 16-bit inputs; `bit_depth` says which (8 or 16);
+`path` and every other column pass through. Ray holds one dtype per column: a dataset that mixes 8-bit
+and 16-bit files needs `mixed_bit_depths=True`, which makes `image` uint16 for every row (8-bit rows
+keep their 0-255 codes; `bit_depth` tells them apart, and `EnhancedImageDatasink` writes each at its
+depth). A row that cannot be enhanced is logged
 (`error: <file>: <reason>`, logger `cliplit.integrations.ray`) and dropped, or with `keep_errors=True`
 kept with its message in an `error` column and an empty image.
 """
@@ -44,6 +48,7 @@ ray_data = require_extra("ray.data", "ray", "cliplit.integrations.ray")
 IMAGE_COLUMN = "image"
 BYTES_COLUMN = "bytes"
 PATH_COLUMN = "path"
+BIT_DEPTH_COLUMN = "bit_depth"
 ERROR_COLUMN = "error"
 EMPTY_IMAGE_SHAPE = (0, 0, 3)
 logger = logging.getLogger(__name__)
@@ -91,11 +96,14 @@ class BatchEnhancer:
         device: None or "auto": the actor's GPU when it has one (`num_gpus=1`), else the CPU.
         max_megapixels: refuse larger files (read from `bytes`) from their header.
         keep_errors: keep failed rows, with an empty image and their message in `error`.
+        mixed_bit_depths: for datasets mixing 8-bit and 16-bit files: `image` is uint16 in every row, the
+            8-bit codes unchanged (see the module docstring).
     """
 
     def __init__(self, model=None, *, mode: str = DEFAULT_MODE, strength: float | None = None,
                  tile_size: int | None = None, precision=None, device=None, fast_downscale: float = FAST_DOWNSCALE,
-                 compile: bool = False, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, keep_errors: bool = False):
+                 compile: bool = False, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, keep_errors: bool = False,
+                 mixed_bit_depths: bool = False):
         check_settings(mode, tile_size, fast_downscale, strength)
         from ..engine.enhancer import Enhancer
         from ..engine.runtime import resolve_device
@@ -106,18 +114,21 @@ class BatchEnhancer:
                                  precision=precision, device=device, compile=compile, fast_downscale=fast_downscale)
         self.max_megapixels = max_megapixels
         self.keep_errors = keep_errors
+        self.mixed_bit_depths = mixed_bit_depths
 
     @property
     def device(self):
         return self.enhancer.device
 
-    def enhance_one(self, image=None, data: bytes | None = None, name: str = "image") -> np.ndarray:
-        """One decoded array (`image`) or encoded file (`data`) -> the enhanced array (uint8 or uint16)."""
+    def enhance_one(self, image=None, data: bytes | None = None, name: str = "image") -> tuple[np.ndarray, int]:
+        """One decoded array (`image`) or encoded file (`data`) -> (the enhanced (H, W, C) array, uint8 or
+        uint16; its bit depth)."""
         from ..imaging.codec import decode_array, encode_array
 
         decoded = decode_file_bytes(data, name, self.max_megapixels) if data is not None else decode_array(image)
         enhanced, _ = self.enhancer.enhance_decoded(decoded)
-        return encode_array(enhanced)
+        array = encode_array(enhanced)
+        return (array[:, :, None] if array.ndim == 2 else array), enhanced.bit_depth
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A batch (dict of columns) -> the same rows (failed ones dropped unless `keep_errors`), `image` enhanced."""
@@ -127,37 +138,45 @@ class BatchEnhancer:
         source = BYTES_COLUMN if BYTES_COLUMN in batch else IMAGE_COLUMN
         column = batch[source]
         paths = batch.get(PATH_COLUMN)
-        images, errors, kept = [], [], []
+        images, depths, errors, kept = [], [], [], []
         for index in range(len(column)):
             name = str(paths[index]) if paths is not None else f"row {index}"
             try:
                 if source == BYTES_COLUMN:
-                    enhanced = self.enhance_one(data=bytes(column[index]), name=name)
+                    enhanced, depth = self.enhance_one(data=bytes(column[index]), name=name)
                 else:
-                    enhanced = self.enhance_one(image=np.asarray(column[index]), name=name)
+                    enhanced, depth = self.enhance_one(image=np.asarray(column[index]), name=name)
                 message = ""
             except CLIPLITError as error:
-                enhanced, message = None, str(error)
+                enhanced, depth, message = None, 8, str(error)
             except (ValueError, TypeError, RuntimeError, MemoryError) as error:
-                enhanced, message = None, f"{display_name(name)}: enhancement failed: {first_line(error)}"
+                enhanced, depth, message = None, 8, f"{display_name(name)}: enhancement failed: {first_line(error)}"
             if message:
                 logger.warning("error: %s", message)
                 if not self.keep_errors:
                     continue
                 enhanced = np.zeros(EMPTY_IMAGE_SHAPE, np.uint8)
+            if self.mixed_bit_depths:
+                enhanced = enhanced.astype(np.uint16)
             kept.append(index)
             images.append(enhanced)
+            depths.append(depth)
             errors.append(message)
         output = {key: np.asarray(value)[kept] for key, value in batch.items() if key not in (IMAGE_COLUMN, BYTES_COLUMN)}
         output[IMAGE_COLUMN] = _stacked(images)
+        output[BIT_DEPTH_COLUMN] = np.asarray(depths, dtype=np.uint8)
         if self.keep_errors:
             output[ERROR_COLUMN] = np.asarray(errors, dtype=object)
         return output
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    """An enhanced array (H, W[, C], uint8 or uint16) as PNG bytes, encoded as `cliplit enhance` writes it
-    (Pillow for 8 bits, OpenCV for 16 bits)."""
+def png_bytes(array: np.ndarray, bit_depth: int | None = None) -> bytes:
+    """An enhanced array (H, W[, C], uint8 or uint16) as PNG bytes of `bit_depth` bits (default: the array's),
+    encoded as `cliplit enhance` writes it (Pillow for 8 bits, OpenCV for 16 bits)."""
+    if bit_depth == 8:
+        array = array.astype(np.uint8)  # an 8-bit row of a block Ray stored as uint16: the codes are unchanged
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
     if array.dtype == np.uint16:
         import cv2
 
@@ -225,7 +244,7 @@ class EnhancedImageDatasink(ray_data.Datasink):
                     logger.info("%s: exists, kept (overwrite=True redoes it)", display_name(target))
                     counts["skipped"] += 1
                     continue
-                data = png_bytes(np.asarray(row[IMAGE_COLUMN]))
+                data = png_bytes(np.asarray(row[IMAGE_COLUMN]), row.get(BIT_DEPTH_COLUMN))
                 partial = f"{target}.{os.getpid()}{PARTIAL_MARK}" if local else target
                 try:
                     with filesystem.open_output_stream(partial) as stream:
