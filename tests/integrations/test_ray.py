@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, smallest_reference_image
-from photos import BROKEN_NAME, CROPS, GRAY16_NAME, ROTATED_NAME, write_photo_folder
+from integration_photos import BROKEN_NAME, CROPS, GRAY16_NAME, ROTATED_NAME, write_photo_folder
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.reference
