@@ -106,6 +106,8 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
     except Image.DecompressionBombError as error:
         raise ImageReadError(f"{name}: too large to read safely ({error})") from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in HEIF_EXTENSIONS:
+            raise ImageReadError(f"{name}: cannot read HEIC/HEIF: truncated or corrupt data (or not a HEIF file)") from None
         raise ImageReadError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as error:
         reason = str(error) or type(error).__name__
