@@ -163,6 +163,8 @@ def _write_png16(path: Path, image, exif_bytes, xmp, icc) -> None:
         if data:
             kinds.append(kind)
             values.append(np.frombuffer(data, np.uint8))
+    if not hasattr(cv2, "imwriteWithMetadata"):
+        raise OSError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
     if not cv2.imwriteWithMetadata(os.fspath(path), array, kinds, values):
         raise OSError(f"{path.name}: could not write the image")
 

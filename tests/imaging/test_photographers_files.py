@@ -213,6 +213,8 @@ def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_pat
         assert sum(name in line for line in errors) == 1, result.stderr
     assert any("whole.dng" in line and "--max-megapixels" in line for line in errors)
     assert {p.name for p in out.iterdir()} == {"good.png"}  # nothing partial
+    other_lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("error:")]
+    assert not other_lines, result.stderr  # LibRaw's own messages are not passed on
 
 
 @pytest.mark.reference
