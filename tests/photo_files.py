@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
@@ -24,6 +25,7 @@ ROTATED_ORIENTATION = 6  # "rotate 90 degrees clockwise to display"
 DISPLAY_P3_COLORANTS = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
 D50_WHITE = (0.9642, 1.0, 0.8249)
 ICC_GAMMA = 2.2
+TEXTURE_BLUR_PX = 1.5  # sigma of the scene texture's blur (a lens's resolution)
 DNG_WHITE_LEVEL = 16383  # a 14-bit sensor
 # XYZ (D65) -> linear sRGB: as the DNG's ColorMatrix1, it makes the camera's space linear sRGB.
 XYZ_TO_LINEAR_SRGB = ((3.2404542, -1.5371385, -0.4985314), (-0.9692660, 1.8760108, 0.0415560),
@@ -134,13 +136,15 @@ def write_rgba_webp(path, size=(48, 36)) -> Path:
 
 def linear_backlit_scene(height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
     """(H, W, 3) float64 linear light in [0, 1]: a sky at the sensor's white level over a deep-shadow subject
-    (0.2-3% of white, smooth shading and fine texture): the scene a camera's RAW records."""
+    (0.2-3% of white, smooth shading and a fine texture, band-limited as a lens would): the scene a camera's RAW
+    records."""
     rng = np.random.default_rng(seed)
     rows = np.linspace(0.0, 1.0, height)[:, None]
     columns = np.linspace(0.0, 1.0, width)[None, :]
     sky = np.clip(0.9 + 0.2 * columns - 0.1 * rows, 0, 1)
     shading = 0.002 + 0.028 * (0.5 + 0.5 * np.sin(6 * columns + 3 * rows))
-    texture = 1 + 0.15 * rng.standard_normal((height, width))
+    noise = cv2.GaussianBlur(rng.standard_normal((height, width)), (0, 0), TEXTURE_BLUR_PX)  # band-limited, as by a lens
+    texture = 1 + 0.15 * noise / noise.std()
     subject = shading * texture
     luminance = np.where(rows < 0.3, sky, subject)
     tint = np.array([1.0, 0.95, 0.85])
