@@ -17,7 +17,7 @@ What matters is reading every mode the way a photographer expects:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -29,6 +29,7 @@ SIXTEEN_BIT_MAX = 65535
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
+CONVERTED_COLOR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
 @dataclass
@@ -124,7 +125,10 @@ def decode_array(array: np.ndarray) -> DecodedImage:
 def decode_pil(image: Image.Image) -> DecodedImage:
     """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied, metadata kept)."""
     decoded = _decode_pil_pixels(ImageOps.exif_transpose(image))
-    decoded.metadata = read_pil_metadata(image)
+    metadata = read_pil_metadata(image)
+    if image.mode in CONVERTED_COLOR_MODES:  # the profile describes the CMYK/Lab/... values, not the RGB ones made here
+        metadata = replace(metadata, icc_profile=None)
+    decoded.metadata = metadata
     return decoded
 
 

@@ -265,3 +265,30 @@ def test_evaluate_reads_heic_and_raw_inputs(sources, tmp_path):
     messages = []
     scores, _ = evaluate([sources["phone.heic"], sources["raw.dng"]], targets, [method], ["psnr"], messages.append)
     assert not messages and set(scores["copies"].values) == {"phone.heic", "raw.dng"}
+
+
+def test_pipeline_reads_heic_and_returns_the_profile_and_upright_exif(converted_model_dir, sources):
+    from transformers import pipeline
+
+    import cliplit  # noqa: F401 - registers the task
+
+    enhancer = pipeline("backlit-enhancement", model=str(converted_model_dir), device="cpu")
+    for name in ("phone.heic", "camera.jpg"):
+        enhanced = enhancer(str(sources[name]))
+        assert enhanced.info["icc_profile"] == display_p3_profile()
+        exif = Image.Exif()
+        exif.load(enhanced.info["exif"])
+        assert exif[ExifTags.Base.Make] == CAMERA_MAKE and exif[ExifTags.Base.Orientation] == 1
+
+
+def test_a_cmyk_profile_is_not_carried_onto_rgb_pixels(tmp_path):
+    source = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 12), (10, 20, 30, 40)).save(source, icc_profile=b"not an RGB profile" * 4, exif=camera_exif_bytes())
+    decoded = read_image(source)
+    assert decoded.metadata.icc_profile is None and decoded.metadata.exif  # the EXIF still travels
+
+
+def camera_exif_bytes() -> bytes:
+    from photo_files import camera_exif
+
+    return camera_exif().tobytes()
