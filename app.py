@@ -40,7 +40,8 @@ from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL, read_image, write_image
-from cliplit.imaging.formats import FORMAT_SUFFIXES
+from cliplit.imaging.formats import FORMAT_SUFFIXES, HEIF_EXTENSIONS
+from cliplit.imaging.raw import RAW_EXTENSIONS
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
 
@@ -228,7 +229,8 @@ def build_demo(
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
 
-    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD):
+    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD, file_path: str | None = None):
+        path = file_path or path  # a RAW or HEIC file (which browsers do not show as images) comes first
         if not path:
             raise gr.Error("Upload a backlit photo first.", print_exception=False)
         start = time.perf_counter()
@@ -244,7 +246,8 @@ def build_demo(
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 
-    def preview_page(path: str | None, strength: float):
+    def preview_page(path: str | None, strength: float, file_path: str | None = None):
+        path = file_path or path
         if not path:
             return None, None, None, ""
         start = time.perf_counter()
@@ -264,8 +267,8 @@ def build_demo(
     with gr.Blocks(title=TITLE, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
-            "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject) and "
-            "click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
+            "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject), or give a "
+            "camera RAW or HEIC file, and click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
             f"Limits: {max_megapixels:g} megapixels, {max_file_mb:g} MB."
         )
         with gr.Row():
@@ -276,6 +279,8 @@ def build_demo(
                     sources=["upload", "clipboard", "webcam"],
                     elem_id="input-image",
                 )
+                file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
+                                  type="filepath", elem_id="file-input")
                 strength = gr.Slider(
                     *STRENGTH_RANGE,
                     value=enhancer.default_strength,
@@ -301,8 +306,8 @@ def build_demo(
         api_button.click(enhance_api, [image_in, strength], api_output, api_name="enhance")
 
         page_outputs = [slider, illumination_view, download, status]
-        enhance_button.click(enhance_page, [image_in, strength, download_format], page_outputs, api_visibility="private")
-        gr.on([image_in.change, strength.release], preview_page, [image_in, strength], page_outputs,
+        enhance_button.click(enhance_page, [image_in, strength, download_format, file_in], page_outputs, api_visibility="private")
+        gr.on([image_in.change, file_in.change, strength.release], preview_page, [image_in, strength, file_in], page_outputs,
               api_visibility="private", trigger_mode="always_last")
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
     demo.enhancer = enhancer  # for `close_demo`

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,10 @@ def check_output(output: Path, source: Path, output_format: str, stripped: bool 
                 exif_ifd = exif.get_ifd(ExifTags.IFD.Exif)
                 assert exif_ifd[ExifTags.Base.DateTimeOriginal] == DATE_TAKEN
                 assert (exif_ifd[ExifTags.Base.ExifImageWidth], exif_ifd[ExifTags.Base.ExifImageHeight]) == image.size
+        if output_format == "jpeg":
+            from PIL import JpegImagePlugin
+
+            assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4 chroma
         has_alpha = "A" in image.mode or image.info.get("transparency") is not None
         assert has_alpha == (decoded.alpha is not None and output_format != "jpeg")
     sixteen = decoded.bit_depth == 16 and output_format in ("png", "tiff")
@@ -292,3 +297,56 @@ def camera_exif_bytes() -> bytes:
     from photo_files import camera_exif
 
     return camera_exif().tobytes()
+
+
+XMP_PACKET = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+              b'tiff:Orientation="6"><dc:title>Backlit at dusk</dc:title></rdf:Description></rdf:RDF></x:xmpmeta>')
+IPTC_CAPTION = b"Backlit at dusk"
+
+
+def exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """Camera EXIF whose IFD1 holds a JPEG thumbnail (as cameras write it): IFD1 appended, IFD0's next pointer set."""
+    exif = camera_exif_bytes()
+    tiff = bytearray(exif[6:])
+    order = "<" if tiff[:2] == b"II" else ">"
+    ifd0 = struct.unpack_from(order + "I", tiff, 4)[0]
+    next_pointer = ifd0 + 2 + 12 * struct.unpack_from(order + "H", tiff, ifd0)[0]
+    ifd1 = len(tiff)
+    entries = [(0x0103, 3, 1, 6 << 16 if order == ">" else 6), (0x0201, 4, 1, ifd1 + 2 + 12 * 3 + 4),
+               (0x0202, 4, 1, len(thumbnail))]  # a SHORT value sits in the first two of its four bytes
+    block = struct.pack(order + "H", len(entries)) + b"".join(struct.pack(order + "HHII", *e) for e in entries) + b"\0" * 4
+    struct.pack_into(order + "I", tiff, next_pointer, ifd1)
+    return exif[:6] + bytes(tiff) + block + thumbnail
+
+
+def photoshop_iptc(caption: bytes) -> bytes:
+    """A JPEG APP13 segment with one IPTC-IIM record (2:120, caption)."""
+    record = b"\x1c\x02\x78" + struct.pack(">H", len(caption)) + caption
+    resource = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(record)) + record + b"\x00" * (len(record) % 2)
+    body = b"Photoshop 3.0\x00" + resource
+    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
+
+
+@pytest.mark.parametrize("output_format", ["png", "jpeg", "tiff", "webp", "avif"])
+def test_xmp_and_iptc_are_carried_upright_and_the_thumbnail_is_dropped(tmp_path, output_format):
+    from PIL import IptcImagePlugin
+
+    thumbnail = io.BytesIO()
+    Image.new("RGB", (16, 12), (200, 100, 50)).save(thumbnail, "JPEG")
+    source = tmp_path / "camera.jpg"
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(
+        source, exif=exif_with_thumbnail(thumbnail.getvalue()), xmp=XMP_PACKET, extra=photoshop_iptc(IPTC_CAPTION))
+    with Image.open(source) as image:  # the source really holds all three
+        assert image.getexif().get_ifd(ExifTags.IFD.IFD1) and IptcImagePlugin.getiptcinfo(image)
+    decoded = read_image(source)
+    output = tmp_path / f"out{FORMAT_SUFFIXES[output_format]}"
+    write_image(output, decoded)
+    with Image.open(output) as image:
+        xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or getattr(image, "tag_v2", {}).get(700)
+        xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
+        assert b"Backlit at dusk" in xmp and b'tiff:Orientation="1"' in xmp
+        assert not image.getexif().get_ifd(ExifTags.IFD.IFD1)  # no thumbnail of the unenhanced photo
+        assert image.getexif()[ExifTags.Base.Make] == CAMERA_MAKE
+        if output_format in ("jpeg", "tiff"):
+            assert IptcImagePlugin.getiptcinfo(image)[(2, 120)] == IPTC_CAPTION
