@@ -133,10 +133,9 @@ def write_as(path: Path, image, format: str, options: OutputOptions | None = Non
         metadata = metadata.stripped()
     if options.color_space == "srgb":
         image, metadata = to_srgb(image, metadata)
-    size = image.size
-    exif_bytes = exif_for_output(metadata.exif, size)
-    xmp = xmp_for_output(metadata.xmp)
     try:
+        exif_bytes = exif_for_output(metadata.exif, image.size)
+        xmp = xmp_for_output(metadata.xmp)
         if image.bit_depth == 16 and format == "png":
             _write_png16(path, image, exif_bytes, xmp, metadata.icc_profile)
         elif image.bit_depth == 16 and format == "tiff":

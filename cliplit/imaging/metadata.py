@@ -11,6 +11,8 @@ describe the source file's layout (strips, tiles, compression, DNG tags) are lef
 from __future__ import annotations
 
 import re
+import struct
+import warnings
 from dataclasses import dataclass, replace
 
 from PIL import ExifTags, Image
@@ -66,10 +68,20 @@ def _as_bytes(value) -> bytes | None:
     return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
 
 
+def _exif_bytes(exif: Image.Exif) -> bytes | None:
+    try:
+        return exif.tobytes() if len(exif) else None
+    except (struct.error, ValueError, TypeError, KeyError, OSError):  # tags Pillow cannot write back: not carried
+        return None
+
+
 def read_pil_metadata(image: Image.Image) -> ImageMetadata:
     """The metadata of an opened PIL image, as found in its file (before any orientation is applied)."""
     info = image.info
-    exif = image.getexif()
+    with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; such EXIF is simply not carried
+        warnings.simplefilter("ignore")
+        exif = image.getexif()
+        exif_bytes = _exif_bytes(exif)
     xmp = next((_as_bytes(info[key]) for key in XMP_INFO_KEYS if key in info), None)
     iptc = None
     if isinstance(info.get("photoshop"), dict):
@@ -78,8 +90,7 @@ def read_pil_metadata(image: Image.Image) -> ImageMetadata:
     if tags is not None:
         xmp = xmp or _as_bytes(tags.get(XMP_TAG))
         iptc = iptc or _as_bytes(tags.get(IPTC_TAG))
-    return ImageMetadata(format=image.format, exif=exif.tobytes() if len(exif) else None, xmp=xmp, iptc=iptc,
-                         icc_profile=_as_bytes(info.get("icc_profile")))
+    return ImageMetadata(format=image.format, exif=exif_bytes, xmp=xmp, iptc=iptc, icc_profile=_as_bytes(info.get("icc_profile")))
 
 
 def output_exif(exif_bytes: bytes | None, size: tuple[int, int]) -> Image.Exif | None:
@@ -90,7 +101,13 @@ def output_exif(exif_bytes: bytes | None, size: tuple[int, int]) -> Image.Exif |
     if not exif_bytes:
         return None
     source = Image.Exif()
-    source.load(exif_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source.load(exif_bytes)
+            source.get_ifd(ExifTags.IFD.Exif), source.get_ifd(ExifTags.IFD.GPSInfo)  # parsed now: errors surface here
+    except (struct.error, ValueError, TypeError, KeyError, OSError, SyntaxError):
+        return None  # an EXIF block Pillow cannot parse is not carried (the pixels still are)
     exif = Image.Exif()
     for tag, value in source.items():
         if tag in DESCRIPTIVE_IFD0_TAGS and tag not in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):

@@ -350,3 +350,12 @@ def test_xmp_and_iptc_are_carried_upright_and_the_thumbnail_is_dropped(tmp_path,
         assert image.getexif()[ExifTags.Base.Make] == CAMERA_MAKE
         if output_format in ("jpeg", "tiff"):
             assert IptcImagePlugin.getiptcinfo(image)[(2, 120)] == IPTC_CAPTION
+
+
+def test_an_unparsable_exif_block_is_left_out_and_the_photo_still_written(tmp_path):
+    source = tmp_path / "broken-exif.jpg"
+    Image.new("RGB", (16, 12), (30, 60, 90)).save(source, exif=b"Exif\x00\x00MM\x00\x2a\x00\x00\xff\xff garbage")
+    for suffix in (".png", ".jpg", ".tif"):
+        write_image(tmp_path / f"out{suffix}", read_image(source))
+        with Image.open(tmp_path / f"out{suffix}") as output:
+            assert output.size == (16, 12) and not output.getexif().get(ExifTags.Base.Make)
