@@ -3,8 +3,8 @@ metadata and colour profile.
 
 Pillow reads most formats (HEIC/HEIF through the pi-heif plugin) but truncates 16-bit colour PNG/TIFF
 to 8 bits; those are decoded by OpenCV (imported only for them). Camera RAW files are decoded by rawpy
-(`cliplit.imaging.raw`); outputs are encoded by `cliplit.imaging.formats`. Every read failure is an `ImageReadError` whose message
-names the file and the reason. Outputs are written to a temporary file in the target's folder and
+(`cliplit.imaging.raw`); outputs are encoded by `cliplit.imaging.formats`. Every read failure is an
+`ImageReadError` whose message names the file and the reason. Outputs are written to a temporary file in the target's folder and
 then renamed, so an interrupted run never leaves a partial file.
 """
 
