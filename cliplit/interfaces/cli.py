@@ -101,7 +101,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """How results are written: format, quality, metadata, colour space (`cliplit.imaging.formats`)."""
-    parser.add_argument("--format", "-f", default=DEFAULT_FORMAT, choices=FORMAT_CHOICES,
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=FORMAT_CHOICES,
                         help="output format (default png: lossless, 16-bit kept; tiff also keeps 16 bits; jpeg, webp and avif "
                              "are 8-bit, a 16-bit result is rounded; auto: the input's format where cliplit writes it, "
                              "RAW -> 16-bit TIFF, others -> PNG)")

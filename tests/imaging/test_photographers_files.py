@@ -359,3 +359,14 @@ def test_an_unparsable_exif_block_is_left_out_and_the_photo_still_written(tmp_pa
         write_image(tmp_path / f"out{suffix}", read_image(source))
         with Image.open(tmp_path / f"out{suffix}") as output:
             assert output.size == (16, 12) and not output.getexif().get(ExifTags.Base.Make)
+
+
+@pytest.mark.parametrize("option", [["--quality", "0"], ["--quality", "101"], ["--format", "heic"], ["--raw-exposure", "5"],
+                                    ["--color-space", "p3"]])
+def test_output_and_raw_options_are_checked_before_anything_runs(option, capsys):
+    from cliplit.interfaces.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["enhance", "photo.jpg", *option])
+    assert exit_info.value.code == 2
+    assert option[0] in capsys.readouterr().err
