@@ -245,15 +245,16 @@ def test_app_download_formats_keep_metadata_and_profile(converted_model_dir, sou
 
     enhancer = DemoEnhancer(load_network(converted_model_dir))
     try:
-        for download, suffix in (("PNG", ".png"), ("JPEG", ".jpg"), ("16-bit TIFF", ".tif")):
-            for name in ("camera.jpg", "phone.heic", "raw.dng"):  # HEIC and RAW uploads are read as the CLI reads them
-                _, _, _, target = enhancer.enhance_file(str(sources[name]), 1.0, download)
-                assert target.suffix == suffix
-                sixteen = download == "16-bit TIFF" or (name == "raw.dng" and download == "PNG")
-                assert depth_of(target) == (16 if sixteen else 8)
-                with Image.open(target) as image:
-                    assert image.getexif().get(ExifTags.Base.Make) == CAMERA_MAKE
-                    assert image.info.get("icc_profile") == read_image(sources[name]).metadata.icc_profile
+        cases = [("camera.jpg", "PNG", ".png"), ("camera.jpg", "JPEG", ".jpg"), ("camera.jpg", "16-bit TIFF", ".tif"),
+                 ("phone.heic", "JPEG", ".jpg"), ("raw.dng", "PNG", ".png")]  # HEIC and RAW read as the CLI reads them
+        for name, download, suffix in cases:
+            _, _, _, target = enhancer.enhance_file(str(sources[name]), 1.0, download)
+            assert target.suffix == suffix
+            sixteen = download == "16-bit TIFF" or (name == "raw.dng" and download == "PNG")
+            assert depth_of(target) == (16 if sixteen else 8)
+            with Image.open(target) as image:
+                assert image.getexif().get(ExifTags.Base.Make) == CAMERA_MAKE
+                assert image.info.get("icc_profile") == read_image(sources[name]).metadata.icc_profile
     finally:
         enhancer.close()
 
