@@ -21,6 +21,7 @@ if ZERO_GPU:  # Hugging Face ZeroGPU: `spaces` must be imported before torch, an
     import spaces
 
 import argparse
+import dataclasses
 import shutil
 import signal
 import sys
@@ -40,12 +41,16 @@ from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL, read_image, write_image
+from cliplit.imaging.formats import FORMAT_SUFFIXES, HEIF_EXTENSIONS
+from cliplit.imaging.raw import RAW_EXTENSIONS
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
 
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DOWNLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # label -> cliplit output format
+DEFAULT_DOWNLOAD = "PNG"
 DEFAULT_MAX_FILE_MB = 50
 BYTES_PER_MB = 1 << 20
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
@@ -145,11 +150,21 @@ class DemoEnhancer:
         except ValueError as error:
             raise UploadError(str(error)) from None
 
-    def enhance_file(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
-        """Read, enhance at full resolution, write a PNG. Returns (input, enhanced, illumination, png path)."""
+    def enhance_file(self, path: str, strength: float | None,
+                     download: str = DEFAULT_DOWNLOAD) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
+        """
+        Read (any input `cliplit enhance` reads: HEIC, RAW, ...), enhance at full resolution, write the
+        download as `download` (a `DOWNLOAD_FORMATS` label) with the upload's metadata and ICC profile.
+        Returns (input, enhanced, illumination, download path).
+        """
+        if download not in DOWNLOAD_FORMATS:
+            raise UploadError(f"unknown download format {download!r} (one of {', '.join(DOWNLOAD_FORMATS)})")
         image = self.read(path)
         enhanced, illumination = self.run_model(image, strength)
-        target = self._new_output_path(Path(path).stem)
+        output_format = DOWNLOAD_FORMATS[download]
+        if output_format == "tiff":  # the enhanced floats, kept at 16 bits whatever the upload's depth
+            enhanced = dataclasses.replace(enhanced, bit_depth=16)
+        target = self._new_output_path(Path(path).stem, FORMAT_SUFFIXES[output_format])
         write_image(target, enhanced)
         return image, enhanced, illumination, target
 
@@ -161,11 +176,11 @@ class DemoEnhancer:
         enhanced, illumination = self.run_model(small, strength, fast=True)
         return small, enhanced, illumination
 
-    def _new_output_path(self, stem: str) -> Path:
+    def _new_output_path(self, stem: str, suffix: str = ".png") -> Path:
         self._delete_old_outputs()
         folder = self.output_dir / uuid.uuid4().hex
         folder.mkdir(parents=True)
-        return folder / f"{stem}_enhanced.png"
+        return folder / f"{stem}_enhanced{suffix}"
 
     def _delete_old_outputs(self) -> None:
         if not self.output_dir.is_dir():
@@ -215,23 +230,25 @@ def build_demo(
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
 
-    def enhance_page(path: str | None, strength: float):
+    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD, file_path: str | None = None):
+        path = file_path or path  # a RAW or HEIC file (which browsers do not show as images) comes first
         if not path:
             raise gr.Error("Upload a backlit photo first.", print_exception=False)
         start = time.perf_counter()
         try:
-            image, enhanced, illumination, target = enhancer.enhance_file(path, strength)
+            image, enhanced, illumination, target = enhancer.enhance_file(path, strength, download)
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
         seconds = time.perf_counter() - start
         status = (
             f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
-            f"{enhancer.device_name}. The PNG below is full resolution."
+            f"{enhancer.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
         )
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 
-    def preview_page(path: str | None, strength: float):
+    def preview_page(path: str | None, strength: float, file_path: str | None = None):
+        path = file_path or path
         if not path:
             return None, None, None, ""
         start = time.perf_counter()
@@ -251,8 +268,8 @@ def build_demo(
     with gr.Blocks(title=TITLE, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
-            "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject) and "
-            "click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
+            "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject), or give a "
+            "camera RAW or HEIC file, and click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
             f"Limits: {max_megapixels:g} megapixels, {max_file_mb:g} MB."
         )
         with gr.Row():
@@ -263,6 +280,8 @@ def build_demo(
                     sources=["upload", "clipboard", "webcam"],
                     elem_id="input-image",
                 )
+                file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
+                                  type="filepath", elem_id="file-input")
                 strength = gr.Slider(
                     *STRENGTH_RANGE,
                     value=enhancer.default_strength,
@@ -270,11 +289,13 @@ def build_demo(
                     label="Strength (0 = unchanged, 1 = published result)",
                     elem_id="strength",
                 )
+                download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
+                                           elem_id="download-format")
                 enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
                 status = gr.Markdown(elem_id="status")
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
-                download = gr.File(label="Full-resolution PNG", interactive=False, elem_id="download")
+                download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
                 with gr.Accordion("Illumination map", open=False):
                     illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
         if examples:
@@ -286,8 +307,8 @@ def build_demo(
         api_button.click(enhance_api, [image_in, strength], api_output, api_name="enhance")
 
         page_outputs = [slider, illumination_view, download, status]
-        enhance_button.click(enhance_page, [image_in, strength], page_outputs, api_visibility="private")
-        gr.on([image_in.change, strength.release], preview_page, [image_in, strength], page_outputs,
+        enhance_button.click(enhance_page, [image_in, strength, download_format, file_in], page_outputs, api_visibility="private")
+        gr.on([image_in.change, file_in.change, strength.release], preview_page, [image_in, strength, file_in], page_outputs,
               api_visibility="private", trigger_mode="always_last")
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
     demo.enhancer = enhancer  # for `close_demo`

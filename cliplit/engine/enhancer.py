@@ -22,6 +22,8 @@ Settings:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -103,7 +105,7 @@ class Enhancer:
         with torch.inference_mode():
             enhanced = apply_illumination(pixel_values, illumination, strength)
         pixels = enhanced[0].permute(1, 2, 0).numpy()
-        return DecodedImage(pixels, image.alpha, image.bit_depth, image.grayscale), illumination[0, 0].numpy()
+        return dataclasses.replace(image, pixels=pixels), illumination[0, 0].numpy()  # alpha, depth, metadata kept
 
     def enhance(self, image, strength: float | None = None, output_type: str = "pil"):
         """

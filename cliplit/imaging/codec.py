@@ -17,16 +17,19 @@ What matters is reading every mode the way a photographer expects:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from .metadata import ImageMetadata, exif_for_output, read_pil_metadata, xmp_for_output
 
 EIGHT_BIT_MAX = 255
 SIXTEEN_BIT_MAX = 65535
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
+CONVERTED_COLOR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
 @dataclass
@@ -41,6 +44,8 @@ class DecodedImage:
         grayscale: True when the source was single-channel (the output is written single-channel).
         note: something the user should know about the source (e.g. only the first of its frames is
             used), or None.
+        metadata: the source's EXIF, XMP, IPTC and ICC profile (`cliplit.imaging.metadata`), carried to
+            the outputs; None for pixels that come with none.
     """
 
     pixels: np.ndarray
@@ -48,6 +53,7 @@ class DecodedImage:
     bit_depth: int = 8
     grayscale: bool = False
     note: str | None = None
+    metadata: ImageMetadata | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -117,8 +123,16 @@ def decode_array(array: np.ndarray) -> DecodedImage:
 
 
 def decode_pil(image: Image.Image) -> DecodedImage:
-    """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied)."""
-    image = ImageOps.exif_transpose(image)
+    """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied, metadata kept)."""
+    decoded = _decode_pil_pixels(ImageOps.exif_transpose(image))
+    metadata = read_pil_metadata(image)
+    if image.mode in CONVERTED_COLOR_MODES:  # the profile describes the CMYK/Lab/... values, not the RGB ones made here
+        metadata = replace(metadata, icc_profile=None)
+    decoded.metadata = metadata
+    return decoded
+
+
+def _decode_pil_pixels(image: Image.Image) -> DecodedImage:
     mode = image.mode
     if mode in SIXTEEN_BIT_GRAY_MODES:
         values = np.asarray(image)
@@ -177,13 +191,21 @@ def encode_array(decoded: DecodedImage) -> np.ndarray:
 
 def encode_pil(decoded: DecodedImage) -> Image.Image:
     """
-    A `DecodedImage` to a PIL image with the source's mode family (L, LA, RGB, RGBA, or I;16 for 16-bit gray).
+    A `DecodedImage` to a PIL image with the source's mode family (L, LA, RGB, RGBA, or I;16 for 16-bit gray),
+    its `info` holding the source's ICC profile, EXIF (upright, this size) and XMP, as PIL's savers take them.
     PIL cannot hold 16-bit colour: such images are returned at 8 bits; use `encode_array` or
     `cliplit.imaging.files.write_image` to keep 16 bits.
     """
     if decoded.bit_depth == 16 and decoded.grayscale and decoded.alpha is None:
-        return Image.fromarray(encode_array(decoded))  # uint16 (H, W) -> "I;16"
-    return Image.fromarray(encode_array(DecodedImage(decoded.pixels, decoded.alpha, 8, decoded.grayscale)))
+        image = Image.fromarray(encode_array(decoded))  # uint16 (H, W) -> "I;16"
+    else:
+        image = Image.fromarray(encode_array(DecodedImage(decoded.pixels, decoded.alpha, 8, decoded.grayscale)))
+    metadata = decoded.metadata
+    if metadata is not None:
+        entries = {"icc_profile": metadata.icc_profile, "exif": exif_for_output(metadata.exif, image.size),
+                   "xmp": xmp_for_output(metadata.xmp)}
+        image.info.update({key: value for key, value in entries.items() if value})
+    return image
 
 
 __all__ = [

@@ -1,8 +1,10 @@
-"""Reading and writing image files without losing what the user gave: 16-bit colour, alpha, orientation.
+"""Reading and writing image files without losing what the user gave: 16-bit colour, alpha, orientation,
+metadata and colour profile.
 
-Pillow reads most formats but truncates 16-bit colour PNG/TIFF to 8 bits and cannot write it; those
-go through OpenCV (imported only for them). Every read failure is an `ImageReadError` whose message
-names the file and the reason. Outputs are written to a temporary file in the target's folder and
+Pillow reads most formats (HEIC/HEIF through the pi-heif plugin) but truncates 16-bit colour PNG/TIFF
+to 8 bits; those are decoded by OpenCV (imported only for them). Camera RAW files are decoded by rawpy
+(`cliplit.imaging.raw`); outputs are encoded by `cliplit.imaging.formats`. Every read failure is an
+`ImageReadError` whose message names the file and the reason. Outputs are written to a temporary file in the target's folder and
 then renamed, so an interrupted run never leaves a partial file.
 """
 
@@ -15,7 +17,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
-from .codec import DecodedImage, decode_array, decode_pil, encode_array, encode_pil
+from .codec import DecodedImage, decode_array, decode_pil
+from .formats import (
+    FORMAT_SUFFIXES,
+    HEIF_EXTENSIONS,
+    OutputOptions,
+    format_of_path,
+    heif_plugin_error,
+    input_extensions,
+    write_as,
+)
+from .metadata import read_pil_metadata
+from .raw import RawSettings, is_raw, read_raw
 
 EXIF_ORIENTATION_TAG = 0x0112
 SIXTEEN_BIT_RAWMODE_MARK = ";16"
@@ -26,9 +39,8 @@ PIXELS_PER_MEGAPIXEL = 1_000_000
 
 
 def image_extensions() -> set[str]:
-    """File extensions (lower case, with the dot) of every format this Pillow can open."""
-    Image.init()
-    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    """File extensions (lower case, with the dot) of every format cliplit reads (Pillow's, HEIF, RAW)."""
+    return input_extensions()
 
 
 def _orient(array: np.ndarray, orientation: int | None) -> np.ndarray:
@@ -60,10 +72,12 @@ def _read_sixteen_bit_color(path: Path, orientation: int | None) -> DecodedImage
     return decode_array(_orient(array[:, :, order], orientation))
 
 
-def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> DecodedImage:
+def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
+               raw_settings: RawSettings | None = None) -> DecodedImage:
     """
-    Read an image file into a `DecodedImage`; raises `ImageReadError` naming the file and the reason.
-    `max_megapixels`: refuse larger images from their header, before decoding anything.
+    Read an image file into a `DecodedImage` with its metadata and ICC profile; raises `ImageReadError`
+    naming the file and the reason. `max_megapixels`: refuse larger images from their header, before
+    decoding anything. `raw_settings`: how camera RAW files are rendered (default: `RawSettings()`).
     """
     path = Path(path)
     name = display_name(path)
@@ -71,6 +85,11 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> 
         raise ImageReadError(f"{name}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{name}: is a folder, not an image")
+    if is_raw(path):
+        return read_raw(path, max_megapixels, raw_settings)
+    plugin_error = heif_plugin_error()
+    if plugin_error and path.suffix.lower() in HEIF_EXTENSIONS:
+        raise ImageReadError(f"{name}: cannot read HEIC/HEIF: {plugin_error}")
     try:
         with Image.open(path) as image:
             megapixels = image.width * image.height / PIXELS_PER_MEGAPIXEL
@@ -80,12 +99,15 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> 
             frames = getattr(image, "n_frames", 1)
             if _is_sixteen_bit_color(image):
                 decoded = _read_sixteen_bit_color(path, image.getexif().get(EXIF_ORIENTATION_TAG))
+                decoded.metadata = read_pil_metadata(image)
             else:
                 image.load()
                 decoded = decode_pil(image)
     except Image.DecompressionBombError as error:
         raise ImageReadError(f"{name}: too large to read safely ({error})") from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in HEIF_EXTENSIONS:
+            raise ImageReadError(f"{name}: cannot read HEIC/HEIF: truncated or corrupt data (or not a HEIF file)") from None
         raise ImageReadError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as error:
         reason = str(error) or type(error).__name__
@@ -97,31 +119,21 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> 
     return decoded
 
 
-def write_image(path: str | os.PathLike, image: DecodedImage) -> None:
+def write_image(path: str | os.PathLike, image: DecodedImage, options: OutputOptions | None = None) -> None:
     """
-    Write a `DecodedImage` as PNG with its source's channels and bit depth (16-bit colour via OpenCV),
-    atomically: into a temporary file beside `path`, then renamed over it.
+    Write a `DecodedImage` in the format its extension names (.png, .jpg, .tif, .webp, .avif; PNG for
+    others) with its source's channels, bit depth (where the format holds it), metadata and ICC profile
+    (`options`: quality, --strip-metadata, --color-space), atomically: into a temporary file beside
+    `path`, then renamed over it.
     """
     path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{OUTPUT_SUFFIX}")
+    format = format_of_path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{FORMAT_SUFFIXES[format]}")
     try:
-        _write_png(partial, image)
+        write_as(partial, image, format, options)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _write_png(path: Path, image: DecodedImage) -> None:
-    if image.bit_depth == 16:
-        import cv2
-
-        array = encode_array(image)
-        if array.ndim == 3:
-            array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]
-        if not cv2.imwrite(os.fspath(path), array):
-            raise OSError(f"{display_name(path)}: could not write the image")
-        return
-    encode_pil(image).save(path, format="PNG")
 
 
 __all__ = ["OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]

@@ -76,13 +76,14 @@ class Plan:
     skipped: list[Job]
 
 
-def output_names(source: Path):
-    """`<stem>.png`, then `<stem>.<ext>.png`, then `<stem>.<ext>-2.png`, ... (for inputs that share a stem)."""
-    yield f"{source.stem}{OUTPUT_SUFFIX}"
-    yield f"{source.stem}{source.suffix.lower()}{OUTPUT_SUFFIX}"
+def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
+    """`<stem><suffix>`, then `<stem>.<ext><suffix>`, then `<stem>.<ext>-2<suffix>`, ... (for inputs that share a
+    stem, such as a camera's RAW+JPEG pairs); `suffix`: the output format's extension (.png by default)."""
+    yield f"{source.stem}{suffix}"
+    yield f"{source.stem}{source.suffix.lower()}{suffix}"
     number = 2
     while True:
-        yield f"{source.stem}{source.suffix.lower()}-{number}{OUTPUT_SUFFIX}"
+        yield f"{source.stem}{source.suffix.lower()}-{number}{suffix}"
         number += 1
 
 
@@ -95,18 +96,21 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False) -> Plan:
+def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
+              suffix_for: Callable[[Path], str] | None = None) -> Plan:
     """
     Name each output in `output_dir` (`output_names`: inputs sharing a stem are named apart, the same
-    way on every run). Never targets an input, a link to one or a folder; an existing output is skipped
-    unless `overwrite`.
+    way on every run; `suffix_for(source)`: the output's extension, default .png). Never targets an
+    input, a link to one or a folder; an existing output is skipped unless `overwrite`.
     """
     inputs = {p.resolve() for p in files}
     input_ids = {_file_id(p) for p in files} - {None}
     taken: set[Path] = set()
     plan = Plan([], [], [])
     for source in files:
-        target = next(output_dir / name for name in output_names(source) if (output_dir / name).resolve() not in taken)
+        suffix = suffix_for(source) if suffix_for is not None else OUTPUT_SUFFIX
+        target = next(output_dir / name for name in output_names(source, suffix)
+                      if (output_dir / name).resolve() not in taken)
         resolved = target.resolve()
         taken.add(resolved)
         name, output = display_name(source), display_name(target)
@@ -127,9 +131,10 @@ def run_jobs(
     on_done: Callable[[Job, Failure | None], None] | None = None,
     read: Callable[[Path], DecodedImage] = read_image,
     on_note: Callable[[str], None] | None = None,
+    write: Callable[[Path, DecodedImage], None] = write_image,
 ) -> list[Failure]:
     """
-    Read (with `read`), enhance and write every job, overlapping reading and writing with `enhance`. A
+    Read (with `read`), enhance and write (with `write`) every job, overlapping reading and writing with `enhance`. A
     file that fails is reported (one line) and the rest go on; a decoded image's note goes to
     `on_note`. Returns the failures.
     """
@@ -155,7 +160,7 @@ def run_jobs(
             except (RuntimeError, ValueError, MemoryError) as error:
                 finish(job, Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}"))
                 continue
-            pending_writes.append((job, pool.submit(write_image, job.target, enhanced)))
+            pending_writes.append((job, pool.submit(write, job.target, enhanced)))
             pending_writes = _collect_writes(pending_writes, finish, wait=False)
         _collect_writes(pending_writes, finish, wait=True)
     return failures

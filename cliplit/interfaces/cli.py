@@ -18,6 +18,8 @@ from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, M
 from ..errors import SettingsError, display_name
 from ..evaluation import DEFAULT_METRICS, METRICS
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
+from ..imaging.formats import COLOR_SPACES, DEFAULT_FORMAT, DEFAULT_QUALITY, FORMAT_CHOICES, QUALITY_RANGE
+from ..imaging.raw import DEMOSAIC_ALGORITHMS, EXPOSURE_RANGE_EV, HIGHLIGHT_MODES, WHITE_BALANCES
 from ..model.architecture import PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--model", "-m", default=None, help=MODEL_HELP)
     enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
     add_engine_options(enhance)
+    add_output_options(enhance)
+    add_raw_options(enhance)
     enhance.add_argument("--recursive", "-r", action="store_true", help="also take images in subfolders of folder inputs")
     enhance.add_argument("--overwrite", action="store_true",
                          help="redo outputs that already exist (default: skip them, so a rerun completes an interrupted batch; inputs are never replaced)")
@@ -95,6 +99,58 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         metavar="MP", help=f"refuse larger images, from their header (default {DEFAULT_MAX_MEGAPIXELS:g}: enhanced within 4 GB)")
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """How results are written: format, quality, metadata, colour space (`cliplit.imaging.formats`)."""
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=FORMAT_CHOICES,
+                        help="output format (default png: lossless, 16-bit kept; tiff also keeps 16 bits; jpeg, webp and avif "
+                             "are 8-bit, a 16-bit result is rounded; auto: the input's format where cliplit writes it, "
+                             "RAW -> 16-bit TIFF, others -> PNG)")
+    parser.add_argument("--quality", type=_quality, default=None, metavar="Q",
+                        help="quality of jpeg, webp and avif outputs, 1-100 (default: jpeg "
+                             f"{DEFAULT_QUALITY['jpeg']} with 4:4:4 chroma, webp {DEFAULT_QUALITY['webp']}, avif {DEFAULT_QUALITY['avif']})")
+    parser.add_argument("--strip-metadata", action="store_true",
+                        help="write no EXIF, XMP or IPTC (no camera, date or GPS); the ICC profile is kept")
+    parser.add_argument("--color-space", default=COLOR_SPACES[0], choices=COLOR_SPACES,
+                        help="keep: the input's ICC profile, embedded (default); srgb: convert to sRGB (LittleCMS), for the web")
+
+
+def add_raw_options(parser: argparse.ArgumentParser) -> None:
+    """How camera RAW files are rendered (default: rawpy's postprocess(output_bps=16, use_camera_wb=True, no_auto_bright=True))."""
+    parser.add_argument("--raw-white-balance", default=WHITE_BALANCES[0], choices=WHITE_BALANCES,
+                        help="RAW white balance: camera (as shot, default), auto (LibRaw's estimate), daylight")
+    parser.add_argument("--raw-auto-bright", action="store_true", help="let LibRaw brighten RAW files (default: no automatic brightening)")
+    parser.add_argument("--raw-demosaic", default=None, choices=DEMOSAIC_ALGORITHMS, type=str.upper,
+                        help="RAW demosaicing algorithm (default: LibRaw's, AHD)")
+    parser.add_argument("--raw-highlights", default="clip", choices=list(HIGHLIGHT_MODES),
+                        help="clipped RAW highlights: clip (default), ignore, blend, reconstruct")
+    parser.add_argument("--raw-exposure", type=_raw_exposure, default=0.0, metavar="EV",
+                        help=f"RAW exposure shift in EV, {EXPOSURE_RANGE_EV[0]:g} to +{EXPOSURE_RANGE_EV[1]:g} (default 0)")
+
+
+def output_options(args: argparse.Namespace):
+    """The `OutputOptions` and `RawSettings` that `add_output_options` and `add_raw_options` describe."""
+    from ..imaging.formats import OutputOptions
+    from ..imaging.raw import RawSettings
+
+    return (OutputOptions(format=args.format, quality=args.quality, strip_metadata=args.strip_metadata,
+                          color_space=args.color_space),
+            RawSettings(white_balance=args.raw_white_balance, auto_bright=args.raw_auto_bright, demosaic=args.raw_demosaic,
+                        highlights=args.raw_highlights, exposure=args.raw_exposure))
+
+
+def _in_range(low: float, high: float, meaning: str, whole: bool = False):
+    """An argparse type: a number from `low` to `high` (a whole number if `whole`)."""
+    at_least = _at_least(low, meaning, whole)
+
+    def parse(text: str):
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g} ({meaning}), got {text}")
+        return value
+
+    return parse
+
+
 def _at_least(minimum: float, meaning: str, whole: bool = False):
     """An argparse type: a finite number (a whole number if `whole`) >= `minimum`; `meaning` explains the bound."""
 
@@ -111,8 +167,19 @@ def _at_least(minimum: float, meaning: str, whole: bool = False):
 
 
 _strength = _at_least(0, "0: unchanged, 1: published result")
+_quality = _in_range(*QUALITY_RANGE, "1: smallest file, 100: best", whole=True)
 _fast_downscale = _at_least(1, "1: full resolution")
 _whole_tile_size = _at_least(0, "0: whole image", whole=True)
+
+
+def _raw_exposure(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not EXPOSURE_RANGE_EV[0] <= value <= EXPOSURE_RANGE_EV[1]:
+        raise argparse.ArgumentTypeError(f"must be from {EXPOSURE_RANGE_EV[0]:g} to {EXPOSURE_RANGE_EV[1]:g} EV, got {text}")
+    return value
 
 
 def _tile_size(text: str) -> int:
@@ -148,7 +215,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
-    from ..imaging.files import read_image
+    from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
     from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
 
@@ -156,7 +223,8 @@ def run_enhance(args: argparse.Namespace) -> int:
     output = Path(args.output)
     prepare_output_folder(output)
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
-    plan = plan_jobs(files, output, overwrite=args.overwrite)
+    options, raw_settings = output_options(args)
+    plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for)
     jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -189,9 +257,10 @@ def run_enhance(args: argparse.Namespace) -> int:
             progress.write(f"error: {failure.message}", file=sys.stderr)
         progress.update(1)
 
-    read = functools.partial(read_image, max_megapixels=args.max_megapixels)
+    read = functools.partial(read_image, max_megapixels=args.max_megapixels, raw_settings=raw_settings)
+    write = functools.partial(write_image, options=options)
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
-                            on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr))
+                            on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr), write=write)
     progress.close()
     if num_processes > 1:
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "

@@ -1,0 +1,292 @@
+"""File formats in and out: which files cliplit reads (Pillow's formats, HEIC/HEIF through pi-heif, RAW
+through rawpy), and how a result is encoded as PNG, JPEG, TIFF, WebP or AVIF with its metadata.
+
+Outputs: PNG and TIFF keep 16 bits (16-bit PNG through OpenCV, 16-bit TIFF through tifffile); JPEG,
+WebP and AVIF are 8-bit formats: a 16-bit result is rounded to 8 bits (floor(x * 255 + 0.5), no
+dithering). The ICC profile is embedded in every format; EXIF and XMP go into every format; IPTC-IIM
+into JPEG (APP13) and TIFF, the formats that define a place for it. 8-bit TIFF is written by Pillow,
+uncompressed, with the full EXIF (Exif and GPS IFDs); 16-bit TIFF by tifffile (deflate), which writes
+no sub-IFDs: its EXIF tags are in the first IFD (TIFF/EP's layout) and GPS is not carried. JPEG cannot hold alpha: a
+transparent result is flattened onto white. This module imports only the standard library at import
+time (the CLI's `--help` reads its names).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+OUTPUT_FORMATS = ("png", "jpeg", "tiff", "webp", "avif")
+AUTO_FORMAT = "auto"
+FORMAT_CHOICES = OUTPUT_FORMATS + (AUTO_FORMAT,)
+DEFAULT_FORMAT = "png"
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp", "avif": ".avif"}
+SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg", ".tif": "tiff",
+                  ".tiff": "tiff", ".webp": "webp", ".avif": "avif"}
+RAW_AUTO_FORMAT = "tiff"  # `--format auto` for a RAW: 16-bit TIFF
+SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
+LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
+DEFAULT_QUALITY = {"jpeg": 95, "webp": 90, "avif": 90}
+QUALITY_RANGE = (1, 100)
+COLOR_SPACES = ("keep", "srgb")
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".heics", ".heifs", ".hif"})
+HEIF_PLUGINS = ("pi_heif", "pillow_heif")  # decode-only LGPL wheels first; pillow-heif (GPL wheels) if installed
+JPEG_FLATTEN_BACKGROUND = (255, 255, 255)
+APP13_MARKER = b"\xff\xed"
+PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
+IPTC_RESOURCE_ID = 0x0404
+PNG_XMP_KEY = "XML:com.adobe.xmp"
+TIFF_XMP_TAG = 700
+TIFF_IPTC_TAG = 33723
+TIFF_DTYPES = {1: "B", 2: "s", 3: "H", 4: "I", 6: "b", 7: "B", 8: "h", 9: "i", 11: "f", 12: "d"}
+TIFF_LAYOUT_TAGS = frozenset({0x011A, 0x011B, 0x0128, 0x0112, 0x0131, 0x0132, 0xA002, 0xA003})  # tifffile writes (or the TIFF says) these
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """
+    How results are written.
+
+    Attributes:
+        format: one of `FORMAT_CHOICES`; "auto" takes the input's format where cliplit can write it (a RAW
+            gives a 16-bit TIFF, other formats it cannot write give PNG).
+        quality: 1-100 for JPEG, WebP and AVIF (None: `DEFAULT_QUALITY`); PNG and TIFF are lossless.
+        strip_metadata: write no EXIF, XMP or IPTC (the ICC profile stays: it says what the pixels mean).
+        color_space: "keep" (the input's profile, embedded) or "srgb" (converted to sRGB with LittleCMS).
+    """
+
+    format: str = DEFAULT_FORMAT
+    quality: int | None = None
+    strip_metadata: bool = False
+    color_space: str = "keep"
+
+    def __post_init__(self):
+        if self.format not in FORMAT_CHOICES:
+            raise ValueError(f"format must be one of {', '.join(FORMAT_CHOICES)}, got {self.format!r}")
+        if self.color_space not in COLOR_SPACES:
+            raise ValueError(f"color_space must be one of {', '.join(COLOR_SPACES)}, got {self.color_space!r}")
+        if self.quality is not None and not QUALITY_RANGE[0] <= self.quality <= QUALITY_RANGE[1]:
+            raise ValueError(f"quality must be from {QUALITY_RANGE[0]} to {QUALITY_RANGE[1]}, got {self.quality}")
+
+    def format_for(self, source: str | os.PathLike) -> str:
+        """The output format for an input file (resolves "auto" from the input's extension)."""
+        if self.format != AUTO_FORMAT:
+            return self.format
+        from .raw import is_raw
+
+        if is_raw(source):
+            return RAW_AUTO_FORMAT
+        return SUFFIX_FORMATS.get(Path(source).suffix.lower(), DEFAULT_FORMAT)
+
+    def suffix_for(self, source: str | os.PathLike) -> str:
+        """The output file's extension for an input file ('.png', '.jpg', ...)."""
+        return FORMAT_SUFFIXES[self.format_for(source)]
+
+
+def format_of_path(path: str | os.PathLike) -> str:
+    """The output format an output file's extension names (PNG for an unknown extension)."""
+    return SUFFIX_FORMATS.get(Path(path).suffix.lower(), DEFAULT_FORMAT)
+
+
+@functools.cache
+def heif_plugin_error() -> str | None:
+    """Register the HEIF opener with Pillow (once); the reason it failed to load, or None when it works."""
+    reasons = []
+    for module in HEIF_PLUGINS:
+        try:
+            importlib.import_module(module).register_heif_opener()
+            return None
+        except Exception as error:  # noqa: BLE001 - an ImportError, or a bundled library that fails to load
+            text = str(error).strip().splitlines()
+            reasons.append(f"{module}: {text[0] if text else type(error).__name__}")
+    return "the HEIF plugin failed to load (" + "; ".join(reasons) + "); reinstall cliplit's dependency pi-heif"
+
+
+def input_extensions() -> set[str]:
+    """File extensions (lower case, with the dot) of every input cliplit reads: Pillow's, HEIF's and RAW's."""
+    from PIL import Image
+
+    from .raw import RAW_EXTENSIONS
+
+    heif_plugin_error()
+    Image.init()
+    pillow = {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return pillow | HEIF_EXTENSIONS | RAW_EXTENSIONS
+
+
+# ------------------------------------------------------------------------------------------ writing
+def write_as(path: Path, image, format: str, options: OutputOptions | None = None) -> None:
+    """
+    Encode a `DecodedImage` as `format` into `path` (not atomically: `cliplit.imaging.files.write_image`
+    writes through a temporary file), with its metadata and ICC profile as `options` say.
+    """
+    from .color import to_srgb
+    from .metadata import ImageMetadata, exif_for_output, xmp_for_output
+
+    options = options or OutputOptions()
+    metadata = image.metadata or ImageMetadata()
+    if options.strip_metadata:
+        metadata = metadata.stripped()
+    if options.color_space == "srgb":
+        image, metadata = to_srgb(image, metadata)
+    try:
+        exif_bytes = exif_for_output(metadata.exif, image.size)
+        xmp = xmp_for_output(metadata.xmp)
+        if image.bit_depth == 16 and format == "png":
+            _write_png16(path, image, exif_bytes, xmp, metadata.icc_profile)
+        elif image.bit_depth == 16 and format == "tiff":
+            _write_tiff16(path, image, metadata, xmp)
+        else:
+            _write_pil(path, image, format, options, exif_bytes, xmp, metadata)
+    except (RuntimeError, TypeError, struct.error) as error:  # an encoder refusing this image or its metadata
+        raise OSError(f"cannot encode as {format}: {str(error).strip() or type(error).__name__}") from None
+
+
+def _write_png16(path: Path, image, exif_bytes, xmp, icc) -> None:
+    import cv2
+    import numpy as np
+
+    from .codec import encode_array
+    from .metadata import EXIF_PREFIX
+
+    array = encode_array(image)
+    if array.ndim == 3:
+        array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]  # OpenCV holds BGR(A)
+    kinds, values = [], []
+    for kind, data in ((cv2.IMAGE_METADATA_EXIF, exif_bytes and exif_bytes.removeprefix(EXIF_PREFIX)),
+                       (cv2.IMAGE_METADATA_XMP, xmp), (cv2.IMAGE_METADATA_ICCP, icc)):
+        if data:
+            kinds.append(kind)
+            values.append(np.frombuffer(data, np.uint8))
+    if not hasattr(cv2, "imwriteWithMetadata"):
+        raise OSError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
+    if not cv2.imwriteWithMetadata(os.fspath(path), array, kinds, values):
+        raise OSError(f"{path.name}: could not write the image")
+
+
+def _tiff_tag(tag: int, value):
+    """An EXIF tag as a tifffile `extratags` entry, or None for a value tifffile cannot write."""
+    from PIL import TiffTags
+    from PIL.TiffImagePlugin import IFDRational
+
+    if isinstance(value, str):
+        return (tag, "s", 0, value, True)
+    if isinstance(value, bytes):
+        return (tag, 7, len(value), value, True)
+    values = value if isinstance(value, tuple) else (value,)
+    if values and all(isinstance(v, IFDRational) for v in values):
+        signed = any(v.numerator < 0 for v in values)
+        flat = [part for v in values for part in (int(v.numerator), int(v.denominator))]
+        return (tag, 10 if signed else 5, len(values), flat, True)
+    if values and all(isinstance(v, int) for v in values):
+        known = TiffTags.lookup(tag).type
+        dtype = known if known in TIFF_DTYPES and known not in (2, 7) else 4
+        if dtype in (3, 1) and any(v < 0 or v > (255 if dtype == 1 else 65535) for v in values):
+            dtype = 4
+        return (tag, dtype, len(values), list(values), True)
+    return None
+
+
+def _write_tiff16(path: Path, image, metadata, xmp) -> None:
+    """16-bit TIFF (deflate): the ICC profile, XMP and IPTC tags, and the EXIF tags in the first IFD (TIFF/EP's
+    layout: tifffile writes no Exif or GPS sub-IFD, so the GPS tags are not carried in 16-bit TIFF)."""
+    import tifffile
+    from PIL import ExifTags
+
+    from .codec import encode_array
+    from .metadata import output_exif
+
+    extratags = []
+    exif = output_exif(metadata.exif, image.size)
+    if exif is not None:
+        tags = {tag: value for tag, value in exif.items() if not isinstance(value, dict)}
+        exif_ifd = exif.get(ExifTags.IFD.Exif)
+        if isinstance(exif_ifd, dict):
+            tags.update({tag: value for tag, value in exif_ifd.items() if tag not in (0x927C,)})  # MakerNote: offsets
+        for tag in sorted(set(tags) - TIFF_LAYOUT_TAGS):
+            entry = _tiff_tag(tag, tags[tag])
+            if entry is not None:
+                extratags.append(entry)
+    if xmp:
+        extratags.append((TIFF_XMP_TAG, 1, len(xmp), xmp, True))
+    if metadata.iptc:
+        extratags.append((TIFF_IPTC_TAG, 7, len(metadata.iptc), metadata.iptc, True))
+    array = encode_array(image)
+    tifffile.imwrite(path, array, photometric="minisblack" if image.grayscale else "rgb",
+                     extrasamples=("unassalpha",) if image.alpha is not None else None, compression="zlib",
+                     iccprofile=metadata.icc_profile, extratags=extratags, metadata=None, software=False)
+
+
+def _photoshop_iptc_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment holding `iptc` as the Photoshop IPTC-IIM resource (how JPEGs carry IPTC)."""
+    padded = iptc + (b"\x00" if len(iptc) % 2 else b"")
+    resource = b"8BIM" + struct.pack(">H", IPTC_RESOURCE_ID) + b"\x00\x00" + struct.pack(">I", len(iptc)) + padded
+    body = PHOTOSHOP_SIGNATURE + resource
+    return APP13_MARKER + struct.pack(">H", len(body) + 2) + body
+
+
+def _write_pil(path: Path, image, format: str, options: OutputOptions, exif_bytes, xmp, metadata) -> None:
+    from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
+
+    from .codec import encode_pil
+    from .metadata import output_exif
+
+    pil = encode_pil(replace(image, bit_depth=8, metadata=None))  # 16-bit results reach here only for 8-bit formats
+    quality = options.quality or DEFAULT_QUALITY.get(format)
+    icc = metadata.icc_profile
+    arguments: dict = {}
+    if icc:
+        arguments["icc_profile"] = icc
+    if exif_bytes:
+        arguments["exif"] = exif_bytes
+    if format == "png":
+        if xmp:
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
+            arguments["pnginfo"] = info
+        pil.save(path, format="PNG", **arguments)
+    elif format == "jpeg":
+        if pil.mode in ("RGBA", "LA"):
+            flat = Image.new("RGB" if pil.mode == "RGBA" else "L", pil.size,
+                             JPEG_FLATTEN_BACKGROUND if pil.mode == "RGBA" else JPEG_FLATTEN_BACKGROUND[0])
+            flat.paste(pil, mask=pil.getchannel("A"))
+            pil = flat
+        if xmp:
+            arguments["xmp"] = xmp
+        if metadata.iptc:
+            arguments["extra"] = _photoshop_iptc_segment(metadata.iptc)
+        pil.save(path, format="JPEG", quality=quality, subsampling=0, **arguments)
+    elif format == "tiff":  # EXIF (with its Exif and GPS IFDs), XMP and IPTC are tags of the TIFF's first IFD
+        tiffinfo = TiffImagePlugin.ImageFileDirectory_v2()
+        exif = output_exif(metadata.exif, pil.size)
+        for tag, value in (exif.items() if exif is not None else ()):
+            tiffinfo[tag] = value
+        for tag, data in ((TIFF_XMP_TAG, xmp), (TIFF_IPTC_TAG, metadata.iptc)):
+            if data:
+                tiffinfo[tag] = data
+                tiffinfo.tagtype[tag] = TiffTags.BYTE if tag == TIFF_XMP_TAG else TiffTags.UNDEFINED
+        arguments.pop("exif", None)
+        pil.save(path, format="TIFF", tiffinfo=tiffinfo, **arguments)  # uncompressed: libtiff's codecs drop sub-IFDs
+    elif format in ("webp", "avif"):
+        if xmp:
+            arguments["xmp"] = xmp
+        extra = {"subsampling": "4:4:4"} if format == "avif" else {}
+        pil.save(path, format=format.upper(), quality=quality, **extra, **arguments)
+    else:
+        raise ValueError(f"unknown output format {format!r}")
+
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "FORMAT_CHOICES",
+    "OUTPUT_FORMATS",
+    "OutputOptions",
+    "format_of_path",
+    "heif_plugin_error",
+    "input_extensions",
+    "write_as",
+]
