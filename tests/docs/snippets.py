@@ -97,6 +97,14 @@ def _group_shell_blocks(snippets: list[Snippet]) -> list[Snippet]:
     return grouped
 
 
+def unlabelled_command_blocks(path: Path) -> list[int]:
+    """Lines of fenced blocks without a language that hold a runnable command: they would be left out
+    silently, so the test refuses them (label them ```bash, or ```text for a synopsis)."""
+    text = path.read_text()
+    return [text.count("\n", 0, match.start()) + 1 for match in FENCE.finditer(text)
+            if not match["language"] and shell_commands(match["body"])]
+
+
 def starts_the_app(command: str) -> bool:
     """Whether a shell command starts the demo app (which serves until it is stopped)."""
     return ENVIRONMENT_ASSIGNMENT.sub("", command).startswith("python app.py")
@@ -106,4 +114,4 @@ def documentation_files(root: Path) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
-__all__ = ["Snippet", "documentation_files", "extract", "shell_commands", "starts_the_app"]
+__all__ = ["Snippet", "documentation_files", "extract", "shell_commands", "starts_the_app", "unlabelled_command_blocks"]

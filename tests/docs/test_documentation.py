@@ -33,8 +33,9 @@ from helpers import (
     write_tiny_clip,
     write_tiny_resnet_clip,
 )
+from photo_files import write_dng, write_heic
 from PIL import Image
-from snippets import Snippet, documentation_files, extract, starts_the_app
+from snippets import Snippet, documentation_files, extract, starts_the_app, unlabelled_command_blocks
 
 pytestmark = pytest.mark.reference
 
@@ -70,6 +71,8 @@ def make_snippet_inputs(folder: Path) -> Path:
     subprocess.run([PYTHON, "-m", "cliplit", "convert", str(ENHANCEMENT_CHECKPOINT), str(folder / "path" / "to" / "folder")],
                    check=True, capture_output=True, env=python_env())
     write_synthetic_dataset(folder / "data", count=4, size=40, unreadable=False)
+    write_heic(folder / "photo.heic")  # a phone's HEIC with EXIF, and a camera's RAW (DNG)
+    write_dng(folder / "photo.dng")
     photo = smallest_reference_image()
     for name, source in (("input", photo), ("GT", golden_for(photo))):  # a one-photo stand-in for BAID
         (folder / "BAID" / name).mkdir(parents=True)
@@ -157,4 +160,6 @@ def test_the_documentation_has_runnable_snippets():
     assert any(snippet.language == "python" for snippet in readme)
     assert any(snippet.language == "shell" and snippet.skip_reason is None for snippet in readme)
     assert sum(snippet.skip_reason is None for snippet in SNIPPETS) > sum(snippet.skip_reason is not None for snippet in SNIPPETS)
+    unlabelled = {path.name: lines for path in documentation_files(REPO_ROOT) if (lines := unlabelled_command_blocks(path))}
+    assert not unlabelled, f"blocks without a language that hold commands (label them bash or text): {unlabelled}"
 
