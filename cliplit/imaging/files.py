@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
+from ..safety.reading import NotARegularFileError, require_regular_file
 from .codec import DecodedImage, decode_array, decode_pil, encode_array, encode_pil
 
 EXIF_ORIENTATION_TAG = 0x0112
@@ -67,10 +68,10 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None) -> 
     """
     path = Path(path)
     name = display_name(path)
-    if not path.exists():
-        raise ImageReadError(f"{name}: no such file")
-    if path.is_dir():
-        raise ImageReadError(f"{name}: is a folder, not an image")
+    try:
+        require_regular_file(path, "image file")  # a FIFO or a device would block or never end
+    except NotARegularFileError as error:
+        raise ImageReadError(str(error)) from None
     try:
         with Image.open(path) as image:
             megapixels = image.width * image.height / PIXELS_PER_MEGAPIXEL
@@ -118,8 +119,11 @@ def _write_png(path: Path, image: DecodedImage) -> None:
         array = encode_array(image)
         if array.ndim == 3:
             array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]
-        if not cv2.imwrite(os.fspath(path), array):
-            raise OSError(f"{display_name(path)}: could not write the image")
+        encoded, png = cv2.imencode(OUTPUT_SUFFIX, array)
+        if not encoded:
+            raise ValueError("OpenCV could not encode the 16-bit image")
+        with open(path, "wb") as handle:  # written by Python: a full disk is one OSError, not a libpng line
+            handle.write(png.tobytes())
         return
     encode_pil(image).save(path, format="PNG")
 
