@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CLIPLITError, display_name
+from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import encode_array, quantize
 from ..imaging.files import image_extensions, read_image
 from ..safety.outputs import partial_path
@@ -155,6 +155,10 @@ def evaluate(
                                        f"{method.name}'s output {output.shape[1]} x {output.shape[0]}")
             except CLIPLITError as error:
                 report(f"error: {error}")
+                scores[method.name].left_out.append(name)
+                continue
+            except (RuntimeError, ValueError, MemoryError) as error:  # e.g. an image too small for the network
+                report(f"error: {display_name(source)}: {method.name}: enhancement failed: {first_line(error)}")
                 scores[method.name].left_out.append(name)
                 continue
             output, reference = same_depth(output, target)

@@ -210,8 +210,8 @@ def _collect_writes(pending, finish, wait: bool):
             future.result()
             finish(job, None)
         except (OSError, ValueError) as error:
-            finish(job, Failure(str(job.source),
-                                f"{display_name(job.source)}: could not write {display_name(job.target)}: {first_line(error)}"))
+            reason = getattr(error, "strerror", None) or first_line(error)  # "No space left on device", not its temporary's name
+            finish(job, Failure(str(job.source), f"{display_name(job.source)}: could not write {display_name(job.target)}: {reason}"))
     return remaining
 
 

@@ -335,10 +335,13 @@ COMMANDS = {"enhance": run_enhance, "evaluate": run_evaluate, "models": run_mode
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
-    return run_entry_point(lambda: COMMANDS[args.command](args))  # one line per failure, quiet on a closed stdout
+    def run() -> int:
+        args = build_parser().parse_args(argv)  # inside the boundary: `--help | head` ends quietly too
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
+        return COMMANDS[args.command](args)
+
+    return run_entry_point(run)  # one line per failure, quiet on a closed stdout
 
 
 if __name__ == "__main__":

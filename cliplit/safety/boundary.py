@@ -87,8 +87,9 @@ class _StopOnce:
         raise KeyboardInterrupt
 
 
-def run_entry_point(command: Callable[[], int | None]) -> int:
-    """Run `command` inside the boundary; returns its exit status (see the module docstring)."""
+def run_entry_point(command: Callable[[], int | None], failure_status: int = EXIT_FAILURE) -> int:
+    """Run `command` inside the boundary; returns its exit status, `failure_status` when it failed (see the
+    module docstring)."""
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = {}
     if on_main_thread:
@@ -108,21 +109,21 @@ def run_entry_point(command: Callable[[], int | None]) -> int:
         return 0 if status is None else status
     except CLIPLITError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return failure_status
     except KeyboardInterrupt:
         print(f"error: {INTERRUPTED_MESSAGE}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as error:
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
-        return EXIT_FAILURE
+        return failure_status
     except MemoryError:
         print("error: out of memory (try a smaller --tile-size, or fewer or smaller images)", file=sys.stderr)
-        return EXIT_FAILURE
+        return failure_status
     except Exception as error:  # noqa: BLE001 - the boundary: one line, never a traceback
         if os.environ.get(DEBUG_ENV_VAR):
             raise
         print(f"error: {type(error).__name__}: {first_line(error)} (set {DEBUG_ENV_VAR}=1 for the traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+        return failure_status
     finally:
         for name, stream in streams.items():
             current = getattr(sys, name)
