@@ -70,6 +70,15 @@ def test_export_never_writes_over_or_into_the_model_it_reads_even_with_overwrite
     line = one_error(cli("export", model / "model.safetensors", model / "model.safetensors", "--overwrite"))
     assert "never writes over what it reads" in line
     assert snapshot(model) == before
+    (tmp_path / "file").write_text("mine")
+    line = one_error(cli("export", model, tmp_path / "file" / "model.onnx"))
+    assert "file is a file, not a folder" in line and (tmp_path / "file").read_text() == "mine"
+
+
+def test_convert_push_to_hub_offline_is_refused_before_converting(tmp_path):
+    line = one_error(cli("convert", tmp_path / "any.pth", tmp_path / "out", "--push-to-hub", "someone/model",
+                         env={"HF_HUB_OFFLINE": "1"}))
+    assert "--push-to-hub someone/model: HF_HUB_OFFLINE is set" in line and not (tmp_path / "out").exists()
 
 
 def test_an_output_folder_inside_a_recursively_read_input_is_refused_before_any_work(tmp_path, model_dir):

@@ -42,10 +42,13 @@ def data_args(data: dict) -> list[str]:
 
 
 def parse(argv: list[str]):
-    spec = importlib.util.spec_from_file_location("cliplit_train_script", TRAIN_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.parse_args(argv)
+    name = "cliplit_train_script"
+    if name not in sys.modules:  # the script as a module (its dataclasses need it registered), loaded once
+        spec = importlib.util.spec_from_file_location(name, TRAIN_SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].parse_args(argv)
 
 
 @pytest.mark.parametrize(("option", "value"), [("--learning_rate", "-1"), ("--learning_rate", "nan"), ("--max_train_steps", "-5"),
