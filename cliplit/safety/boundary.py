@@ -51,8 +51,13 @@ class QuietWhenClosed:
             return len(text)
         try:
             return self._stream.write(text)
-        except (BrokenPipeError, ValueError):
+        except BrokenPipeError:
             self._reader_gone()
+            return len(text)
+        except ValueError:
+            if not getattr(self._stream, "closed", False):
+                raise  # not a closed stream (an encoding error, say): not ours to hide
+            self.closed_by_reader = True
             return len(text)
 
     def flush(self) -> None:
@@ -60,8 +65,12 @@ class QuietWhenClosed:
             return
         try:
             self._stream.flush()
-        except (BrokenPipeError, ValueError):
+        except BrokenPipeError:
             self._reader_gone()
+        except ValueError:
+            if not getattr(self._stream, "closed", False):
+                raise
+            self.closed_by_reader = True
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
