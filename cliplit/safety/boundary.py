@@ -93,6 +93,8 @@ class _StopOnce:
         if self.stopping:
             return
         self.stopping = True
+        for name in STOP_SIGNALS:  # ignored by the system itself: also while the interpreter shuts down
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
         raise KeyboardInterrupt
 
 
@@ -138,8 +140,9 @@ def run_entry_point(command: Callable[[], int | None], failure_status: int = EXI
             current = getattr(sys, name)
             current.flush()
             setattr(sys, name, stream)
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        if not (previous and handler.stopping):  # once stopping, later signals stay ignored until the process ends
+            for number, earlier in previous.items():
+                signal.signal(number, earlier)
 
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "QuietWhenClosed", "describe_os_error", "run_entry_point"]
