@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 
+UNSAFE_LOAD_ADVICE = "weights_only"  # torch's refusals advise retrying with weights_only=False: never relayed
+REFUSED_PICKLE = "it holds Python objects other than tensors, which cliplit never loads (no code in a file is run)"
+
 
 def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type name when the message is empty), for one-line reports."""
+    """
+    The first line of an exception's message (its type name when the message is empty), for one-line
+    reports. A message that mentions `weights_only` (torch's advice to run a file's code) is replaced
+    by what it means: the file was refused.
+    """
     text = str(error).strip()
+    if UNSAFE_LOAD_ADVICE in text or type(error).__name__ == "UnpicklingError":
+        return REFUSED_PICKLE
     return text.splitlines()[0] if text else type(error).__name__
 
 

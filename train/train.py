@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from cliplit.errors import CLIPLITError, DataError
+from cliplit.errors import CLIPLITError, DataError, display_name, first_line
 from cliplit.imaging.codec import EIGHT_BIT_MAX, quantize
 from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES, NOREFLECT_PADDING, PUBLISHED_PADDING
 from cliplit.training.data import (
@@ -81,6 +81,7 @@ PAIR_FILES = {"prompts": PROMPT_FILE, "latent": LATENT_FILE}
 GUIDANCE_FILES = {**PAIR_FILES, "rave": RESIDUAL_FILE}
 GUIDANCE_NAMES = {"prompts": "CLIP-LIT (learned prompt pair)", "latent": "CLIP-LIT-Latent (learned latent pair)",
                   "rave": "RAVE (residual vector)"}
+TRAIN_EXIT_FAILURE = 2  # as argparse exits on a bad option
 TRAIN_PADDINGS = {"noreflect": NOREFLECT_PADDING, "reflect": PUBLISHED_PADDING}
 
 PROMPT_INIT, RECONSTRUCTION, ENHANCE, PROMPT_REFINE = "prompt_init", "reconstruction", "enhance", "prompt_refine"
@@ -222,7 +223,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.prompt_learning_rate = PAIR_LEARNING_RATES.get(args.guidance, 0.0)
     if args.clip_loss_weight is None:
         args.clip_loss_weight = CLIP_LOSS_WEIGHT * (RAVE_LOSS_FACTOR if args.guidance == "rave" else 1)
+    check_numbers(parser, args)
     return args
+
+
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every number at parse time, against what keeps training finite and its result meaningful."""
+    def bad(name: str, wanted: str) -> None:
+        parser.error(f"--{name} must be {wanted}, got {getattr(args, name)}")
+
+    finite = lambda name: math.isfinite(getattr(args, name))  # noqa: E731
+    if not (finite("learning_rate") and args.learning_rate > 0):
+        bad("learning_rate", "a finite number > 0")
+    needs_pair_rate = args.guidance != "rave"
+    if not (finite("prompt_learning_rate") and (args.prompt_learning_rate > 0 if needs_pair_rate else args.prompt_learning_rate >= 0)):
+        bad("prompt_learning_rate", "a finite number > 0" if needs_pair_rate else "a finite number >= 0")
+    for name in ("weight_decay", "clip_loss_weight", "identity_loss_weight", "prompt_refine_loss_weight"):
+        if not (finite(name) and getattr(args, name) >= 0):
+            bad(name, "a finite number >= 0")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not (finite(name) and 0 <= getattr(args, name) < 1):
+            bad(name, "in [0, 1)")
+    if not (finite("adam_epsilon") and args.adam_epsilon > 0):
+        bad("adam_epsilon", "a finite number > 0")
+    if math.isnan(args.phase_extension_threshold):
+        bad("phase_extension_threshold", "a number (inf: never extend)")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        bad("max_train_steps", "a whole number >= 1 (an untrained network is not a result)")
+    for name in ("phase_extension_steps", "num_validation_images", "dataloader_num_workers"):
+        if getattr(args, name) < 0:
+            bad(name, ">= 0")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        bad("checkpoints_total_limit", ">= 1")
 
 
 # ------------------------------------------------------------------------------------------ state
@@ -294,9 +326,13 @@ def load_training_state(accelerator, folder: Path, snapshots: Snapshots) -> Prog
     for name in (STATE_JSON, STATE_TENSORS):
         if not (folder / name).is_file():
             raise DataError(f"{folder}: not a CLIP-LIT training checkpoint (no {name})")
-    accelerator.load_state(str(folder))
-    progress = Progress(**json.loads((folder / STATE_JSON).read_text()))
-    snapshots.load_tensors(load_file(str(folder / STATE_TENSORS)), progress.num_results)
+    try:
+        accelerator.load_state(str(folder))
+        progress = Progress(**json.loads((folder / STATE_JSON).read_text()))
+        snapshots.load_tensors(load_file(str(folder / STATE_TENSORS)), progress.num_results)
+    except Exception as error:  # noqa: BLE001 - accelerate, torch and safetensors fail in many ways on damaged files
+        raise DataError(f"{display_name(folder)}: damaged training checkpoint, cannot resume from it "
+                        f"({first_line(error)}); pass another --resume_from_checkpoint, or none") from None
     return progress
 
 
@@ -808,11 +844,41 @@ class Trainer:
         write_model_card(self.output_dir, self.args, self.progress, len(self.backlit_source), len(self.welllit_source))
 
 
+def check_places(args) -> None:
+    """The output-safety rule, before anything is loaded: --output_dir never is, or lies inside, what is read."""
+    from cliplit.safety.outputs import Reads, check_output_folder
+
+    reads = Reads()
+    for folder in (args.backlit_dir, args.welllit_dir, args.train_data_dir, args.validation_inputs, args.validation_targets):
+        if folder is not None:
+            reads.add_folder(folder, recursive=True)
+    for spec in (args.init_model, args.init_prompts, args.clip_model, args.identity_model):
+        if spec is not None and Path(spec).expanduser().exists():
+            reads.add_model(Path(spec).expanduser())
+    check_output_folder(args.output_dir, reads, "--output_dir")
+    if args.init_prompts is not None and not Path(args.init_prompts).expanduser().exists():
+        raise DataError(f"{display_name(args.init_prompts)}: --init_prompts: no such file or folder")
+
+
+def hub_needs(args) -> dict[str, tuple[str, str]]:
+    """The Hub models the run loads, by flag, with what to do offline."""
+    needs = {"--clip_model": (args.clip_model, "save a CLIP model and its tokenizer in a folder and pass --clip_model FOLDER")}
+    if args.identity_model != VIT_IDENTITY:
+        needs["--identity_model"] = (args.identity_model, f"put the files of the Hub repository {DEFAULT_IDENTITY_MODEL} "
+                                     "in a folder and pass --identity_model FOLDER")
+    return needs
+
+
 def main(argv: list[str] | None = None) -> None:
+    from cliplit.training.hub import prepare_hub_access
+
     args = parse_args(argv)
     require("accelerate")
     if args.identity_model != VIT_IDENTITY:
         require("open_clip")
+    check_places(args)
+    if not args.push_to_hub:  # a push needs the Hub: its repository is created (or refused) below
+        prepare_hub_access(hub_needs(args))  # offline or unreachable: seconds, not the Hub client's retries
     from accelerate import Accelerator
     from accelerate.logging import get_logger
     from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, set_seed
@@ -894,8 +960,6 @@ cliplit.enhance(model, Image.open("backlit.jpg")).save("enhanced.png")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except CLIPLITError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from cliplit.safety.boundary import run_entry_point
+
+    sys.exit(run_entry_point(main, failure_status=TRAIN_EXIT_FAILURE))

@@ -10,18 +10,22 @@ out of that method's means (and counted), while the rest go on.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CLIPLITError, display_name
+from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import encode_array, quantize
 from ..imaging.files import image_extensions, read_image
-from .metrics import FID, LPIPS, MetricUnavailable, psnr, ssim
+from ..safety.outputs import partial_path
+from ..safety.reading import walk_files
+from .metrics import FID, LPIPS, ImageTooSmall, MetricUnavailable, psnr, ssim
 
 PER_IMAGE_FILE = "per_image.csv"
 SUMMARY_FILE = "summary.json"
@@ -44,12 +48,45 @@ class Scores:
     left_out: list[str] = field(default_factory=list)
 
 
-def index_by_stem(folder: Path, what: str) -> dict[str, Path]:
-    """The image files of `folder` by stem (an error when the folder is missing)."""
+class StemIndex(dict):
+    """Image files by stem; `ambiguous` holds the stems that several files share (with all of them)."""
+
+    def __init__(self, files: list[Path]):
+        super().__init__()
+        self.ambiguous: dict[str, list[Path]] = {}
+        for path in files:
+            if path.stem in self:
+                self.ambiguous.setdefault(path.stem, [self[path.stem]]).append(path)
+            else:
+                self[path.stem] = path
+
+
+def index_by_stem(folder: Path, what: str) -> StemIndex:
+    """The image files of `folder` by stem (an error when the folder is missing); shared stems are recorded."""
     if not folder.is_dir():
         raise CLIPLITError(f"{display_name(folder)}: {what} folder not found")
     extensions = image_extensions()
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in extensions}
+    return StemIndex([p for p in walk_files(folder, recursive=False) if p.suffix.lower() in extensions])
+
+
+def image_keys(inputs: list[Path]) -> dict[Path, str]:
+    """The name of each input in the reports: its file name, or its path where file names collide."""
+    counts: dict[str, int] = {}
+    for path in inputs:
+        counts[path.name] = counts.get(path.name, 0) + 1
+    return {path: display_name(path.name if counts[path.name] == 1 else path) for path in inputs}
+
+
+def _matching(index: dict[str, Path], source: Path, whose: str) -> Path:
+    """The file of `index` matching `source` by stem; one line when there is none, or several."""
+    shared = getattr(index, "ambiguous", {}).get(source.stem)
+    if shared:
+        names = ", ".join(display_name(p) for p in shared)
+        raise CLIPLITError(f"{display_name(source)}: ambiguous {whose}: {names} share the stem {source.stem!r} "
+                           "(keep one of them)")
+    if source.stem not in index:
+        raise CLIPLITError(f"{display_name(source)}: no {whose} with the stem {source.stem!r}")
+    return index[source.stem]
 
 
 def same_depth(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,12 +110,15 @@ def evaluate(
     device="cpu",
     max_megapixels: float | None = None,
     progress: Callable | None = None,
+    keys: dict[Path, str] | None = None,
 ) -> tuple[dict[str, Scores], dict[str, float]]:
     """
     Score every method on every input. Returns (scores per method, set-level metrics per method: FID).
     `report` receives one-line messages ("error: ..." for left-out images, "note: ..." for a metric that
-    cannot run here); `progress` wraps the input iteration.
+    cannot run here, or an image too small for one); `progress` wraps the input iteration; `keys` names
+    each input in the scores (default `image_keys(inputs)`: file names, paths where they collide).
     """
+    keys = keys or image_keys(inputs)
     scorers: dict[str, Callable] = {"psnr": psnr, "ssim": ssim}
     fids: dict[str, FID] = {}
     if "lpips" in metrics:
@@ -94,11 +134,9 @@ def evaluate(
     wanted = [m for m in metrics if m in scorers]
     scores = {method.name: Scores() for method in methods}
     for source in (progress or (lambda items: items))(inputs):
-        name = display_name(source.name)
-        target_path = targets.get(source.stem)
+        name = keys[source]
         try:
-            if target_path is None:
-                raise CLIPLITError(f"{display_name(source)}: no target with the stem {source.stem!r}")
+            target_path = _matching(targets, source, "target")
             target = codes_of(target_path, max_megapixels)
             decoded = read_image(source, max_megapixels=max_megapixels) if any(m.enhance for m in methods) else None
         except CLIPLITError as error:
@@ -111,9 +149,7 @@ def evaluate(
                 if method.enhance is not None:
                     output = encode_array(method.enhance(decoded))
                 else:
-                    if source.stem not in method.predictions:
-                        raise CLIPLITError(f"{display_name(source)}: {method.name} has no output with this stem")
-                    output = codes_of(method.predictions[source.stem], max_megapixels)
+                    output = codes_of(_matching(method.predictions, source, f"output of {method.name}"), max_megapixels)
                 if output.shape[:2] != target.shape[:2]:
                     raise CLIPLITError(f"{display_name(target_path)}: target is {target.shape[1]} x {target.shape[0]}, "
                                        f"{method.name}'s output {output.shape[1]} x {output.shape[0]}")
@@ -121,8 +157,18 @@ def evaluate(
                 report(f"error: {error}")
                 scores[method.name].left_out.append(name)
                 continue
+            except (RuntimeError, ValueError, MemoryError) as error:  # e.g. an image too small for the network
+                report(f"error: {display_name(source)}: {method.name}: enhancement failed: {first_line(error)}")
+                scores[method.name].left_out.append(name)
+                continue
             output, reference = same_depth(output, target)
-            scores[method.name].values[name] = {metric: scorers[metric](output, reference) for metric in wanted}
+            values = {}
+            for metric in wanted:
+                try:
+                    values[metric] = scorers[metric](output, reference)
+                except ImageTooSmall as error:  # the other metrics of this image still count
+                    report(f"note: {display_name(source)}: {metric} skipped: {error}")
+            scores[method.name].values[name] = values
             if method.name in fids:
                 fids[method.name].add(output, reference)
     set_level = {}
@@ -134,11 +180,11 @@ def evaluate(
     return scores, set_level
 
 
-def mean_of(values: list[float]) -> tuple[float, int]:
+def mean_of(values: list[float]) -> tuple[float | None, int]:
     """(mean over the finite values, how many infinite values were left out: identical images' PSNR);
-    the mean is inf when every value is."""
+    the mean is None (JSON null) when no value is finite."""
     finite = [v for v in values if math.isfinite(v)]
-    return (sum(finite) / len(finite) if finite else math.inf), len(values) - len(finite)
+    return (sum(finite) / len(finite) if finite else None), len(values) - len(finite)
 
 
 def summarize(scores: dict[str, Scores], set_level: dict[str, float], metrics: list[str]) -> dict:
@@ -148,7 +194,7 @@ def summarize(scores: dict[str, Scores], set_level: dict[str, float], metrics: l
         for metric in metrics:
             if metric == "fid":
                 if method in set_level:
-                    entry["fid"] = set_level[method]
+                    entry["fid"] = set_level[method] if math.isfinite(set_level[method]) else None
                 continue
             values = [v[metric] for v in result.values.values() if metric in v]
             if values:
@@ -165,23 +211,38 @@ def table(summary: dict, metrics: list[str]) -> str:
     width = max([len("method")] + [len(name) for name in summary])
     lines = [f"{'method':<{width}}  " + "  ".join(f"{m:>8}" for m in shown) + "  images"]
     for name, entry in summary.items():
-        cells = [f"{entry[m]:8.4f}" if m in entry else f"{'-':>8}" for m in shown]
+        cells = [f"{entry[m]:8.4f}" if entry.get(m) is not None else f"{'inf' if m in entry else '-':>8}" for m in shown]
         left = f" ({len(entry['left_out'])} left out)" if entry["left_out"] else ""
         lines.append(f"{name:<{width}}  " + "  ".join(cells) + f"  {entry['images']:>6}{left}")
     return "\n".join(lines)
 
 
 def write_reports(output_dir: Path, scores: dict[str, Scores], summary: dict, metrics: list[str]) -> None:
-    """`per_image.csv` (method,image,<metric>...) and `summary.json` in `output_dir`."""
+    """
+    `per_image.csv` (method,image,<metric>...; an identical image's PSNR is `inf`) and `summary.json`
+    (strict JSON: a mean without finite values is null, `<metric>_infinite_left_out` counts them) in
+    `output_dir`, each written atomically.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     per_image = [m for m in metrics if m != "fid"]
-    with open(output_dir / PER_IMAGE_FILE, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "image", *per_image])
-        for method, result in scores.items():
-            for image, values in result.values.items():
-                writer.writerow([method, image, *(repr(values[m]) if m in values else "" for m in per_image)])
-    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, allow_nan=True))
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    writer.writerow(["method", "image", *per_image])
+    for method, result in scores.items():
+        for image, values in result.values.items():
+            writer.writerow([method, image, *(repr(values[m]) if m in values else "" for m in per_image)])
+    _write_atomically(output_dir / PER_IMAGE_FILE, rows.getvalue())
+    _write_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=1, allow_nan=False) + "\n")
 
 
-__all__ = ["Method", "Scores", "evaluate", "index_by_stem", "summarize", "table", "write_reports"]
+def _write_atomically(path: Path, text: str) -> None:
+    partial = partial_path(path)
+    try:
+        with open(partial, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+__all__ = ["Method", "Scores", "StemIndex", "evaluate", "image_keys", "index_by_stem", "summarize", "table", "write_reports"]

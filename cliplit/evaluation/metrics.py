@@ -46,6 +46,10 @@ class MetricUnavailable(CLIPLITError):
     """A metric cannot run here (a backbone cannot be downloaded, a package is missing)."""
 
 
+class ImageTooSmall(CLIPLITError, ValueError):
+    """An image is too small for a metric (SSIM's 11 x 11 window must fit inside it); that metric is skipped."""
+
+
 def to_tensor(codes: np.ndarray) -> tuple[torch.Tensor, int]:
     """An 8- or 16-bit image array (H, W[, C]) -> ((1, 3, H, W) float64 codes, data range)."""
     data_range = 65535 if codes.dtype == np.uint16 else 255
@@ -76,14 +80,14 @@ def ssim(prediction: np.ndarray, target: np.ndarray) -> float:
     # float32: the Gaussian filtering then runs as a direct grouped convolution; in float64 PyTorch's CPU
     # path unfolds 11 x 11 patches (about 14 GB for a 3 MP photo). The difference to float64 is about 1e-5.
     preds, targets = preds.float(), targets.float()
+    border = SSIM_KERNEL // 2
+    if min(preds.shape[-2:]) <= 2 * border:
+        raise ImageTooSmall(f"{preds.shape[-1]} x {preds.shape[-2]} pixels; SSIM needs more than {2 * border} x {2 * border}")
     _, full = structural_similarity_index_measure(preds, targets, gaussian_kernel=True, sigma=SSIM_SIGMA,
                                                   kernel_size=SSIM_KERNEL, data_range=float(data_range),
                                                   return_full_image=True)
     # torchmetrics averages over the whole image, its border computed on reflected padding; the
     # standard (and scikit-image) averages over the positions where the window lies inside the image
-    border = SSIM_KERNEL // 2
-    if min(full.shape[-2:]) <= 2 * border:
-        raise ValueError(f"images must be larger than {2 * border} x {2 * border} pixels for SSIM")
     return float(full[..., border:-border, border:-border].double().mean())
 
 

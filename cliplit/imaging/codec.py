@@ -158,8 +158,8 @@ def _is_tensor(image) -> bool:
 
 def decode_tensor(tensor) -> DecodedImage:
     """A (C, H, W) float tensor in [0, 1] (C = 1, 2, 3 or 4) to a `DecodedImage`."""
-    if tensor.ndim != 3:
-        raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 2, 3, 4):  # checked here: the message shows the shape given
+        raise ValueError(f"expected a (C, H, W) tensor with C = 1, 2, 3 or 4, got shape {tuple(tensor.shape)}")
     tensor = tensor.detach().to("cpu")
     if tensor.is_floating_point() and tensor.element_size() < 4:  # half precision: numpy has no bfloat16
         tensor = tensor.float()

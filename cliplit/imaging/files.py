@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
+from ..safety.reading import NotARegularFileError, require_regular_file
 from .codec import DecodedImage, decode_array, decode_pil
 from .formats import (
     FORMAT_SUFFIXES,
@@ -81,10 +82,10 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
     """
     path = Path(path)
     name = display_name(path)
-    if not path.exists():
-        raise ImageReadError(f"{name}: no such file")
-    if path.is_dir():
-        raise ImageReadError(f"{name}: is a folder, not an image")
+    try:
+        require_regular_file(path, "image file")  # a FIFO or a device would block or never end
+    except NotARegularFileError as error:
+        raise ImageReadError(str(error)) from None
     if is_raw(path):
         return read_raw(path, max_megapixels, raw_settings)
     plugin_error = heif_plugin_error()

@@ -6,7 +6,7 @@ Reading the next image and writing the previous result run in threads while the 
 
 from __future__ import annotations
 
-import glob
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,8 +15,9 @@ from pathlib import Path
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage
 from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
+from ..safety.outputs import Reads
+from ..safety.reading import NotARegularFileError, glob_files, is_pattern, require_regular_file, split_pattern, walk_files
 
-GLOB_CHARACTERS = "*?["
 PREFETCH_IMAGES = 2
 
 
@@ -39,31 +40,59 @@ class Failure:
 def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path], list[Failure]]:
     """
     Files, folders (their image files, sorted) and glob patterns -> (files in order, without
-    duplicates; failures for inputs that match nothing).
+    duplicates; failures for inputs that match nothing or are not regular files). Traversals are
+    loop-safe (`cliplit.safety.reading`). A file reached several times (links, overlapping inputs) is
+    named by the path the user named directly, else by the first path found that is not a link.
     """
     extensions = image_extensions()
-    files: list[Path] = []
+    found: list[tuple[Path, bool]] = []  # (path, named directly by the user)
     failures: list[Failure] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in extensions)
-            if not found:
+            matches = [p for p in walk_files(path, recursive=recursive) if p.suffix.lower() in extensions]
+            if not matches:
                 failures.append(Failure(item, f"{display_name(item)}: folder holds no image files"))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        elif any(ch in item for ch in GLOB_CHARACTERS):
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
+            found.extend((p, False) for p in matches)
+        elif os.path.lexists(path):
+            try:
+                found.append((require_regular_file(path, "image file"), True))
+            except NotARegularFileError as error:
+                failures.append(Failure(item, str(error)))
+        elif is_pattern(item):
+            matches = glob_files(item)
+            if not matches:
                 failures.append(Failure(item, f"{display_name(item)}: pattern matches no file"))
-            files.extend(found)
+            found.extend((p, False) for p in matches)
         else:
             failures.append(Failure(item, f"{display_name(item)}: no such file or folder"))
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    by_resolved = {p.resolve(): p for p in files}
-    return [by_resolved[p] for p in unique], failures
+    chosen: dict[Path, tuple[int, int, Path]] = {}  # resolved -> (rank, first position, path)
+    for position, (path, direct) in enumerate(found):
+        rank = 0 if direct else 1 if not _through_link(path) else 2
+        resolved = path.resolve()
+        if resolved not in chosen or rank < chosen[resolved][0]:
+            chosen[resolved] = (rank, chosen.get(resolved, (0, position))[1], path)
+    return [path for _, _, path in sorted(chosen.values(), key=lambda entry: entry[1])], failures
+
+
+def _through_link(path: Path) -> bool:
+    """Whether `path` or a folder on its way (below the current folder) is a symbolic link."""
+    return any(part.is_symlink() for part in (path, *path.parents) if part != Path(part.anchor) and part != Path("."))
+
+
+def reads_of_inputs(inputs: list[str], files: list[Path], recursive: bool = False) -> Reads:
+    """What a batch reads: each input file, each folder (its tree with `recursive`), each pattern's root."""
+    reads = Reads()
+    for path in files:
+        reads.add_file(path)
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            reads.add_folder(path, recursive)
+        elif not os.path.lexists(path) and is_pattern(item):
+            root, components = split_pattern(item)
+            reads.add_folder(root, recursive=len(components) > 1)
+    return reads
 
 
 @dataclass
@@ -186,8 +215,8 @@ def _collect_writes(pending, finish, wait: bool):
             future.result()
             finish(job, None)
         except (OSError, ValueError) as error:
-            finish(job, Failure(str(job.source),
-                                f"{display_name(job.source)}: could not write {display_name(job.target)}: {first_line(error)}"))
+            reason = getattr(error, "strerror", None) or first_line(error)  # "No space left on device", not its temporary's name
+            finish(job, Failure(str(job.source), f"{display_name(job.source)}: could not write {display_name(job.target)}: {reason}"))
     return remaining
 
 
@@ -196,4 +225,4 @@ def split_for_process(items: list, process_index: int, num_processes: int) -> li
     return items[process_index::num_processes]
 
 
-__all__ = ["Job", "Failure", "Plan", "expand_inputs", "output_names", "plan_jobs", "run_jobs", "split_for_process"]
+__all__ = ["Job", "Failure", "Plan", "expand_inputs", "reads_of_inputs", "output_names", "plan_jobs", "run_jobs", "split_for_process"]

@@ -20,12 +20,12 @@ from ..evaluation import DEFAULT_METRICS, METRICS
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..imaging.formats import COLOR_SPACES, DEFAULT_FORMAT, DEFAULT_QUALITY, FORMAT_CHOICES, QUALITY_RANGE
 from ..imaging.raw import DEMOSAIC_ALGORITHMS, EXPOSURE_RANGE_EV, HIGHLIGHT_MODES, WHITE_BALANCES
-from ..model.architecture import PADDING_VARIANTS
+from ..model.architecture import MAX_STRENGTH, PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
+from ..safety.boundary import EXIT_FAILURE, run_entry_point
+from ..safety.outputs import OutputFolder, Reads, check_output_file, check_output_folder
 
 DEFAULT_OUTPUT_DIR = "enhanced"
-EXIT_FAILURE = 1
-EXIT_INTERRUPTED = 130  # as a shell reports a process ended by a signal (128 + SIGINT)
 MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
               f"folder, an authors' .pth file or a Hub repo id (default: $CLIPLIT_MODEL, else {DEFAULT_MODEL_NAME})")
 
@@ -64,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_engine_options(evaluate)
 
-    commands.add_parser("models", help="list the published models that --model takes by name, and which are cached")
+    models = commands.add_parser("models", help="list the published models that --model takes by name, and which are "
+                                 "cached (verified); `models add NAME FILE.pth` puts one in place offline")
+    models_commands = models.add_subparsers(dest="models_command")
+    add = models_commands.add_parser("add", help="put a published model in place from a local copy of its checkpoint "
+                                     "(checked against the published sha256, converted into the cache)")
+    add.add_argument("name", metavar="NAME", choices=list(PUBLISHED_MODELS), help=f"one of: {', '.join(PUBLISHED_MODELS)}")
+    add.add_argument("checkpoint", metavar="FILE.pth", help="the authors' checkpoint file, as published (see `cliplit models`)")
 
     export = commands.add_parser("export", help="write the network as ONNX (dynamic height and width) for deployment runtimes")
     export.add_argument("model", metavar="MODEL", help=MODEL_HELP)
@@ -138,36 +144,25 @@ def output_options(args: argparse.Namespace):
                         highlights=args.raw_highlights, exposure=args.raw_exposure))
 
 
-def _in_range(low: float, high: float, meaning: str, whole: bool = False):
-    """An argparse type: a number from `low` to `high` (a whole number if `whole`)."""
-    at_least = _at_least(low, meaning, whole)
-
-    def parse(text: str):
-        value = at_least(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high:g} ({meaning}), got {text}")
-        return value
-
-    return parse
-
-
-def _at_least(minimum: float, meaning: str, whole: bool = False):
-    """An argparse type: a finite number (a whole number if `whole`) >= `minimum`; `meaning` explains the bound."""
+def _at_least(minimum: float, meaning: str, whole: bool = False, maximum: float | None = None):
+    """An argparse type: a finite number (a whole number if `whole`) >= `minimum` (and <= `maximum`);
+    `meaning` explains the bounds."""
 
     def parse(text: str):
         try:
             value = int(text) if whole else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a {'whole ' if whole else ''}number: {text!r}") from None
-        if not math.isfinite(value) or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum:g} ({meaning}), got {text}")
+        if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum:g}" if maximum is None else f"in [{minimum:g}, {maximum:g}]"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds} ({meaning}), got {text}")
         return value
 
     return parse
 
 
-_strength = _at_least(0, "0: unchanged, 1: published result")
-_quality = _in_range(*QUALITY_RANGE, "1: smallest file, 100: best", whole=True)
+_strength = _at_least(0, "0: unchanged, 1: published result; beyond, every pixel saturates", maximum=MAX_STRENGTH)
+_quality = _at_least(QUALITY_RANGE[0], "1: smallest file, 100: best", whole=True, maximum=QUALITY_RANGE[1])
 _fast_downscale = _at_least(1, "1: full resolution")
 _whole_tile_size = _at_least(0, "0: whole image", whole=True)
 
@@ -197,37 +192,35 @@ def build_engine(network, args: argparse.Namespace, device, **settings):
                     device=device, compile=args.compile, fast_downscale=args.fast_downscale, **settings)
 
 
-def prepare_output_folder(folder: Path) -> None:
-    """Create the output folder (and its parents), or fail with one line before anything is enhanced."""
-    if folder.exists() and not folder.is_dir():
-        raise SettingsError(f"{display_name(folder)}: --output exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SettingsError(f"{display_name(folder)}: cannot create the output folder ({error.strerror or error})") from None
-    if not os.access(folder, os.W_OK):
-        raise SettingsError(f"{display_name(folder)}: the output folder is not writable")
-
-
 def run_enhance(args: argparse.Namespace) -> int:
+    from ..engine.runtime import resolve_device
+    from ..imaging.files import image_extensions
+    from .batch import expand_inputs, reads_of_inputs
+
+    device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
+    output = Path(args.output)
+    files, failures = expand_inputs(args.inputs, recursive=args.recursive)
+    check_output_folder(output, reads_of_inputs(args.inputs, files, args.recursive), "--output", image_extensions())
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    with OutputFolder(output, "--output", keep=distributed):  # removed again if nothing is written into it
+        return _enhance_into(args, output, files, failures, device, distributed)
+
+
+def _enhance_into(args, output: Path, files, failures, device, distributed: bool) -> int:
     import functools
 
     from tqdm.auto import tqdm
 
-    from ..engine.runtime import configure_cpu, physical_cores, resolve_device
+    from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
-    from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
+    from .batch import plan_jobs, run_jobs, split_for_process
 
-    device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
-    output = Path(args.output)
-    prepare_output_folder(output)
-    files, failures = expand_inputs(args.inputs, recursive=args.recursive)
     options, raw_settings = output_options(args)
     plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for)
     jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if distributed:
         import torch
         from accelerate import PartialState
 
@@ -272,15 +265,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
-    from ..evaluation.evaluate import Method, evaluate, index_by_stem, summarize, table, write_reports
+    from ..evaluation.evaluate import Method, evaluate, image_keys, index_by_stem, summarize, table, write_reports
     from ..model.loading import load_network
-    from .batch import expand_inputs
+    from .batch import expand_inputs, reads_of_inputs
 
     device = resolve_device(args.device)
     targets = index_by_stem(Path(args.targets), "--targets")
     predictions = [Method(display_name(folder), predictions=index_by_stem(Path(folder), "--predictions"))
                    for folder in args.predictions]
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
+    output = Path(args.output) if args.output else None
+    if output is not None:  # checked before any work: the reports are written at the end
+        reads = reads_of_inputs(args.inputs, files, args.recursive)
+        for folder in [args.targets, *args.predictions]:
+            reads.add_folder(folder, recursive=False)
+        check_output_folder(output, reads, "--output")
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
     if device.type == "cpu":
@@ -299,37 +298,62 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     progress = lambda items: tqdm(items, unit="img", disable=args.quiet, file=sys.stderr)  # noqa: E731
     scores, set_level = evaluate(files, targets, methods, args.metrics, report, device=device,
-                                 max_megapixels=args.max_megapixels, progress=progress)
+                                 max_megapixels=args.max_megapixels, progress=progress, keys=image_keys(files))
     summary = summarize(scores, set_level, args.metrics)
+    if output is not None:  # the reports first: a closed stdout must not lose them
+        with OutputFolder(output, "--output"):
+            write_reports(output, scores, summary, args.metrics)
     print(table(summary, args.metrics))
-    if args.output:
-        write_reports(Path(args.output), scores, summary, args.metrics)
-        print(f"wrote {Path(args.output) / 'per_image.csv'} and summary.json")
+    if output is not None:
+        print(f"wrote {output / 'per_image.csv'} and summary.json")
     return EXIT_FAILURE if failures or any(line.startswith("error:") for line in messages) else 0
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..model.loading import cache_dir, is_cached
+    from ..model.cache import cache_problem
+    from ..model.loading import cache_dir, published_folder
 
+    if args.models_command == "add":
+        return run_models_add(args)
     print(f"{'name':<26} {'cached':<7} trained with")
+    damaged = []
     for model in PUBLISHED_MODELS.values():
         default = " (default)" if model.name == DEFAULT_MODEL_NAME else ""
-        print(f"{model.name + default:<26} {'yes' if is_cached(model) else 'no':<7} {model.trained_with}")
+        problem = cache_problem(published_folder(model), model)
+        state = "yes" if problem is None else "no" if problem == "not cached" else "damaged"
+        if state == "damaged":
+            damaged.append(f"note: {model.name}: the cached folder does not verify ({problem}); it is rebuilt on "
+                           f"its next use, or run `cliplit models add {model.name} {model.filename}`")
+        print(f"{model.name + default:<26} {state:<7} {model.trained_with}")
         print(f"{'':<34} source: {model.url}")
-    print(f"cache: {cache_dir()} (downloaded once, sha256-checked, converted to safetensors)")
+    print(f"cache: {cache_dir()} (downloaded once, sha256-checked, converted to safetensors; offline: "
+          f"`cliplit models add NAME FILE.pth`)")
+    for line in damaged:
+        print(line, file=sys.stderr)
+    return 0
+
+
+def run_models_add(args: argparse.Namespace) -> int:
+    from ..model.cache import add_published_model
+    from ..model.loading import cache_dir
+
+    reads = Reads().add_file(args.checkpoint)
+    check_output_folder(cache_dir(), reads, "the cache ($CLIPLIT_CACHE)")
+    with OutputFolder(cache_dir(), "cache ($CLIPLIT_CACHE)"):
+        folder = add_published_model(args.name, args.checkpoint, cache_dir())
+    print(f"{args.name}: checked (published sha256) and converted into {folder}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..model.loading import load_network
+    from ..model.loading import load_network, locate_model
     from ..model.onnx_export import export_onnx
 
     output = Path(args.output)
-    if output.is_dir():
-        raise SettingsError(f"{display_name(output)}: is a folder, not an .onnx file")
-    if output.exists() and not args.overwrite:
-        raise SettingsError(f"{display_name(output)}: exists (pass --overwrite to replace it)")
-    export_onnx(load_network(args.model), output)
+    model_path = locate_model(args.model)
+    check_output_file(output, Reads().add_model(model_path), "OUTPUT.onnx", overwrite=args.overwrite)
+    with OutputFolder(output.parent, "OUTPUT.onnx folder"):
+        export_onnx(load_network(model_path), output)
     print(f"wrote {output} (input pixel_values (1, 3, H, W) in [0, 1]; outputs enhanced, illumination)")
     return 0
 
@@ -337,7 +361,12 @@ def run_export(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     from ..model.configuration_cliplit import CLIPLITConfig
     from ..model.conversion import convert_checkpoint
+    from ..model.loading import offline
 
+    if args.push_to_hub and offline():
+        raise SettingsError(f"--push-to-hub {display_name(args.push_to_hub)}: HF_HUB_OFFLINE is set: nothing can be "
+                            "uploaded (convert without --push-to-hub, or unset HF_HUB_OFFLINE)")
+    check_output_folder(args.output_dir, Reads().add_file(args.checkpoint), "OUTPUT_DIR")
     padding_mode, outer_padding_mode = PADDING_VARIANTS[args.padding_mode]
     config = CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode)
     folder = convert_checkpoint(args.checkpoint, args.output_dir, config, overwrite=args.overwrite)
@@ -345,8 +374,14 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         from ..model.loading import load_image_processor, load_model
 
-        load_model(folder).push_to_hub(args.push_to_hub)
-        load_image_processor(folder).push_to_hub(args.push_to_hub)
+        try:
+            load_model(folder).push_to_hub(args.push_to_hub)
+            load_image_processor(folder).push_to_hub(args.push_to_hub)
+        except Exception as error:  # noqa: BLE001 - huggingface_hub raises many types (network, auth, repo)
+            from ..errors import first_line
+
+            raise SettingsError(f"--push-to-hub {display_name(args.push_to_hub)}: could not upload ({first_line(error)}); "
+                                f"the converted folder {display_name(folder)} is complete") from None
         print(f"pushed to https://huggingface.co/{args.push_to_hub}")
     return 0
 
@@ -355,32 +390,14 @@ COMMANDS = {"enhance": run_enhance, "evaluate": run_evaluate, "models": run_mode
             "convert": run_convert}
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: writes in flight finish, nothing partial is left
-
-
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    import threading
-
-    from ..errors import CLIPLITError
-
-    args = build_parser().parse_args(argv)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
-    try:
+    def run() -> int:
+        args = build_parser().parse_args(argv)  # inside the boundary: `--help | head` ends quietly too
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # one-line output: no library chatter ...
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # ... nor their progress bars
         return COMMANDS[args.command](args)
-    except CLIPLITError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("error: interrupted (outputs written so far are complete; rerun the command to finish)", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        if on_main_thread:  # a caller of main() in its own process keeps its own SIGTERM behaviour afterwards
-            signal.signal(signal.SIGTERM, previous_handler)
+
+    return run_entry_point(run)  # one line per failure, quiet on a closed stdout
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from transformers import Pipeline
 
 from ..engine.enhancer import Enhancer
+from ..errors import ImageReadError, display_name, first_line
 from ..imaging.codec import DecodedImage, decode_image, encode_pil
 from ..imaging.files import read_image
 from ..model.catalog import DEFAULT_MODEL_NAME
@@ -34,6 +35,20 @@ class DefaultModel(dict):
         from ..model.loading import published_model_folder
 
         return os.fspath(published_model_folder(DEFAULT_MODEL_NAME)), None
+
+
+def fetch_image(url: str, timeout=None):
+    """The PIL image at `url`; refused at once when `HF_HUB_OFFLINE` is set; any failure is one `ImageReadError`."""
+    from ..model.loading import OFFLINE_ENV_VAR, offline
+
+    if offline():
+        raise ImageReadError(f"{display_name(url)}: not fetched: {OFFLINE_ENV_VAR} is set (give a local file instead)")
+    from transformers.image_utils import load_image
+
+    try:
+        return load_image(url, timeout=timeout)
+    except Exception as error:  # noqa: BLE001 - httpx / requests / PIL raise many types
+        raise ImageReadError(f"{display_name(url)}: cannot fetch the image ({type(error).__name__}: {first_line(error)})") from None
 
 
 class BacklitEnhancementPipeline(Pipeline):
@@ -69,9 +84,7 @@ class BacklitEnhancementPipeline(Pipeline):
         if isinstance(image, (str, os.PathLike)) and not str(image).startswith(("http://", "https://")):
             decoded = read_image(Path(image))
         elif isinstance(image, str):
-            from transformers.image_utils import load_image
-
-            decoded = decode_image(load_image(image, timeout=timeout))
+            decoded = decode_image(fetch_image(image, timeout))
         else:
             decoded = decode_image(image)
         return {"source": decoded}
@@ -85,4 +98,4 @@ class BacklitEnhancementPipeline(Pipeline):
         return encode_pil(enhanced)
 
 
-__all__ = ["BacklitEnhancementPipeline", "DefaultModel"]
+__all__ = ["BacklitEnhancementPipeline", "DefaultModel", "fetch_image"]

@@ -128,14 +128,18 @@ NOREFLECT_PADDING = ("reflect", "zeros")  # UNet_emb_oneBranch_symmetry_noreflec
 PADDING_VARIANTS = {"reflect": PUBLISHED_PADDING, "noreflect": NOREFLECT_PADDING, "zeros": ("zeros", None)}
 
 
+MAX_STRENGTH = 4.0  # beyond, every pixel under the brightest illumination saturates: nothing left to show
+
+
 def check_strength(strength, name: str = "strength") -> float:
-    """`strength` as a float; it must be a finite number >= 0 (0: unchanged, 1: published result)."""
+    """`strength` as a float; it must be a finite number in [0, MAX_STRENGTH] (0: unchanged, 1: published result)."""
     try:
         value = float(strength)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {strength!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {strength!r}")
+        raise ValueError(f"{name} must be a number in [0, {MAX_STRENGTH:g}], got {strength!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_STRENGTH):
+        raise ValueError(f"{name} must be a finite number in [0, {MAX_STRENGTH:g}] (0: unchanged, 1: published "
+                         f"result; beyond {MAX_STRENGTH:g} every pixel saturates), got {strength!r}")
     return value
 
 

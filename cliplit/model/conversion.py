@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import warnings
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError, display_name
+from ..safety.outputs import partial_path, publish
+from ..safety.reading import NotARegularFileError, require_regular_file
 from .architecture import ArchitectureConfig
 from .network import CLIPLITNetwork
 
@@ -42,8 +45,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a `.pth` state dict safely (weights_only=True, on the CPU); errors name the file and the reason."""
     path = Path(path)
     name = display_name(path)
-    if not path.is_file():
-        raise CheckpointError(f"{name}: no such checkpoint file")
+    try:
+        require_regular_file(path, "checkpoint file")
+    except NotARegularFileError as error:
+        raise CheckpointError(str(error)) from None
     try:
         with warnings.catch_warnings():  # torch warns about what it refused; the error below says it once
             warnings.simplefilter("ignore")
@@ -143,9 +148,19 @@ def convert_checkpoint(path: str | os.PathLike, output_dir: str | os.PathLike, c
     model = model_from_author_checkpoint(path, config)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise CheckpointError(f"{display_name(output_dir)}: folder exists and is not empty (pass --overwrite to replace its model files)")
+    staging = partial_path(output_dir)  # written beside it, then moved in file by file: never half a model
+    created = not output_dir.exists()
     try:
-        model.save_pretrained(output_dir)
-        CLIPLITImageProcessor().save_pretrained(output_dir)
+        model.save_pretrained(staging)
+        CLIPLITImageProcessor().save_pretrained(staging)
+        publish(staging)  # the umask's permissions (safetensors writes 0600 temporaries): a shared cache stays readable
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for written in sorted(staging.iterdir()):
+            os.replace(written, output_dir / written.name)
     except OSError as error:
+        if created:
+            shutil.rmtree(output_dir, ignore_errors=True)
         raise CheckpointError(f"{display_name(output_dir)}: cannot write the model folder ({error.strerror or error})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return output_dir

@@ -19,18 +19,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import urllib.request
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelNotFoundError, display_name, first_line
+from ..safety.reading import NotARegularFileError, require_regular_file
 from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, WEIGHTS_FILE
+from .cache import DOWNLOADS_DIRNAME, PROVENANCE_FILE, cache_problem, install_converted, sha256_of
 from .catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS, PublishedModel
 
 MODEL_ENV_VAR = "CLIPLIT_MODEL"
 CACHE_ENV_VAR = "CLIPLIT_CACHE"
 OFFLINE_ENV_VAR = "HF_HUB_OFFLINE"
-DOWNLOADS_DIRNAME = "downloads"
 HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -50,14 +50,6 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV_VAR, "").strip().lower() in TRUE_VALUES
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_complete_folder(folder: Path) -> bool:
     """A `from_pretrained` folder: config and weights present."""
     return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
@@ -70,16 +62,25 @@ def published_folder(model: PublishedModel) -> Path:
 
 
 def is_cached(model: PublishedModel) -> bool:
-    return is_complete_folder(published_folder(model))
+    """Whether the cached folder of `model` is there and verifies (`cliplit.model.cache.verify_folder`)."""
+    return cache_problem(published_folder(model), model) is None
 
 
-def download(url: str, destination: Path, sha256: str) -> None:
+def how_to_add(model: PublishedModel) -> str:
+    """The offline way to put a published model in place (worded for every command)."""
+    return (f"put it in place with `cliplit models add {model.name} {model.filename}` (the file from "
+            f"{model.url}), or name a local model instead (an authors' .pth file or a from_pretrained folder, "
+            f"or set {MODEL_ENV_VAR})")
+
+
+def download(url: str, destination: Path, sha256: str, model: PublishedModel | None = None) -> None:
     """
     Fetch `url` into `destination`, checked against `sha256`: written to a partial file beside it and
     renamed only when complete and correct, so an interrupted or wrong download leaves nothing behind.
     """
+    advice = f"; {how_to_add(model)}" if model is not None else ""
     if offline():
-        raise ModelNotFoundError(f"{url}: not downloaded: {OFFLINE_ENV_VAR} is set and the file is not cached")
+        raise ModelNotFoundError(f"{url}: not downloaded: {OFFLINE_ENV_VAR} is set and the file is not cached{advice}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
@@ -92,34 +93,34 @@ def download(url: str, destination: Path, sha256: str) -> None:
             raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
         os.replace(partial, destination)
     except OSError as error:
-        raise ModelNotFoundError(
-            f"{url}: could not download ({first_line(error)}); offline, pass --model PATH "
-            f"(an authors' .pth file or a from_pretrained folder) or set {MODEL_ENV_VAR}"
-        ) from None
+        raise ModelNotFoundError(f"{url}: could not download ({first_line(error)}){advice}") from None
     finally:
         partial.unlink(missing_ok=True)
 
 
 def published_model_folder(name: str) -> Path:
-    """The cached `from_pretrained` folder of a published model, downloaded, checked and converted on first use."""
-    from .conversion import convert_checkpoint
-
+    """
+    The cached `from_pretrained` folder of a published model, downloaded, checked and converted on first
+    use. A cached folder that does not verify (truncated, foreign, changed) is rebuilt from the checked
+    download, or refused with one line saying how to put it in place.
+    """
     model = PUBLISHED_MODELS[name]
     folder = published_folder(model)
-    if is_complete_folder(folder):
+    problem = cache_problem(folder, model)
+    if problem is None and os.path.lexists(folder / PROVENANCE_FILE):
         return folder
     checkpoint = cache_dir() / DOWNLOADS_DIRNAME / model.filename
-    if not checkpoint.is_file() or sha256_of(checkpoint) != model.sha256:
-        download(model.url, checkpoint, model.sha256)
-    staging = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
-    try:
-        convert_checkpoint(checkpoint, staging, overwrite=True)
-        if folder.exists():  # an incomplete folder from an older run
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    have_download = checkpoint.is_file() and sha256_of(checkpoint) == model.sha256
+    if problem is None and not have_download:
+        return folder  # verified, from before provenance records (nothing to rebuild it from)
+    if not have_download:
+        try:
+            download(model.url, checkpoint, model.sha256, model)
+        except ModelNotFoundError as error:
+            if problem != "not cached":
+                raise ModelNotFoundError(f"{problem}; the cached {name} cannot be rebuilt: {error}") from None
+            raise
+    return install_converted(checkpoint, folder, model)
 
 
 # ------------------------------------------------------------------------------------ any model spec
@@ -172,8 +173,14 @@ def read_model_folder(folder: Path):
     from .conversion import check_weights
     from .network import CLIPLITNetwork
 
-    architecture = ArchitectureConfig.from_folder(folder)
     weights = folder / WEIGHTS_FILE
+    for name in (CONFIG_FILE, WEIGHTS_FILE):  # a FIFO or a device would block the read forever
+        if os.path.lexists(folder / name):
+            try:
+                require_regular_file(folder / name)
+            except NotARegularFileError as error:
+                raise CheckpointError(str(error)) from None
+    architecture = ArchitectureConfig.from_folder(folder)
     try:
         state_dict = load_file(weights)
     except FileNotFoundError:
@@ -193,7 +200,7 @@ def load_network(spec: str | os.PathLike | None = None, device=None):
     from .network import CLIPLITNetwork
 
     path = locate_model(spec)
-    if path.is_file():
+    if not path.is_dir():
         network = network_from_author_checkpoint(path)
     else:
         architecture, state_dict = read_model_folder(path)
@@ -216,7 +223,7 @@ def load_model(spec: str | os.PathLike | None = None, device=None, **config_over
 
     path = locate_model(spec)
     try:
-        if path.is_file():
+        if not path.is_dir():
             model = model_from_author_checkpoint(path, CLIPLITConfig(**config_overrides))
         else:
             _, state_dict = read_model_folder(path)

@@ -254,11 +254,12 @@ def apply_illumination(pixel_values: torch.Tensor, illumination: torch.Tensor, s
 
     `pixel_values`: (batch, 3, H, W) in [0, 1]; `illumination`: (batch, 1 or 3, H, W), strictly positive.
     """
-    if strength == 1.0:
-        return (pixel_values / illumination).clamp_(0, 1)  # in place: one image-sized allocation, not two
     if strength == 0.0:
         return pixel_values.clamp(0, 1)
-    return (pixel_values / illumination.pow(strength)).clamp_(0, 1)
+    # L**strength never reaches 0 (an underflow would make 0 / 0 = NaN): floored at the dtype's smallest normal
+    tiny = torch.finfo(illumination.dtype).tiny
+    divisor = illumination.clamp_min(tiny) if strength == 1.0 else illumination.pow(strength).clamp_min_(tiny)
+    return (pixel_values / divisor).clamp_(0, 1)  # in place: one image-sized allocation, not two
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..imaging.files import image_extensions
+from ..safety.reading import walk_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def list_image_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
     extensions = image_extensions()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    files = sorted(p for p in walk_files(folder) if p.suffix.lower() in extensions)  # loop-safe, regular files only
     if not files:
         raise DataError(f"{folder}: no image files found (expected files Pillow can read, e.g. .png, .jpg)")
     return files

@@ -16,6 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import DataError, display_name, first_line
+from ..safety.reading import require_regular_file
 from .clip_guidance import CLIPGuidance, cosine_logits
 
 NEGATIVE = 0  # backlit prompt index
@@ -94,7 +96,7 @@ class PromptPair(nn.Module):
         """Read a pair written by `save` (a .safetensors file or a folder holding prompt_pair.safetensors)."""
         path, tensors, metadata = read_pair_file(path, PROMPT_FILE, "prompt pair")
         if "sot_token_id" not in metadata:
-            raise ValueError(f"{path}: not a CLIP-LIT prompt pair (no '{EMBEDDINGS_KEY}' tensor or token ids)")
+            raise DataError(f"{path}: not a CLIP-LIT prompt pair (no '{EMBEDDINGS_KEY}' tensor or token ids)")
         return cls(tensors[EMBEDDINGS_KEY], int(metadata["sot_token_id"]), int(metadata["eot_token_id"]))
 
     @classmethod
@@ -103,19 +105,19 @@ class PromptPair(nn.Module):
         Read the authors' prompt checkpoint (``torch.save`` of a state dict with "embedding_prompt" of
         shape (2, 77, width): [SOT, tokens..., EOT, padding]); keep the `prompt_length` learned tokens.
         """
-        path = Path(path)
+        path = require_regular_file(path, "prompt checkpoint")
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{path}: cannot be read as a PyTorch state dict ({err})") from err
+            raise DataError(f"{display_name(path)}: cannot be read as a PyTorch state dict ({first_line(err)})") from None
         for key in AUTHORS_PROMPT_KEYS:
             if isinstance(state, dict) and key in state:
                 full = state[key]
                 break
         else:
-            raise ValueError(f"{path}: no 'embedding_prompt' tensor: not an authors' prompt pair")
+            raise DataError(f"{path}: no 'embedding_prompt' tensor: not an authors' prompt pair")
         if full.dim() != 3 or full.shape[0] != NUM_PROMPTS or full.shape[1] < prompt_length + 2:
-            raise ValueError(f"{path}: embedding_prompt has shape {tuple(full.shape)}, expected (2, >= {prompt_length + 2}, width)")
+            raise DataError(f"{path}: embedding_prompt has shape {tuple(full.shape)}, expected (2, >= {prompt_length + 2}, width)")
         return cls(full[:, 1 : 1 + prompt_length], sot_token_id, eot_token_id)
 
 
@@ -127,16 +129,15 @@ def read_pair_file(path: str | Path, file_name: str, what: str) -> tuple[Path, d
     path = Path(path)
     if path.is_dir():
         path = path / file_name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {what} file not found")
+    require_regular_file(path, f"{what} file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except Exception as err:  # noqa: BLE001 - safetensors raises several types
-        raise ValueError(f"{path}: not a readable safetensors {what} ({err})") from err
+        raise DataError(f"{display_name(path)}: not a readable safetensors {what} ({first_line(err)})") from None
     if EMBEDDINGS_KEY not in tensors:
-        raise ValueError(f"{path}: not a {what} (no '{EMBEDDINGS_KEY}' tensor)")
+        raise DataError(f"{display_name(path)}: not a {what} (no '{EMBEDDINGS_KEY}' tensor)")
     return path, tensors, metadata
 
 

@@ -85,7 +85,7 @@ def test_load_errors_name_the_file(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="bad.safetensors"):
         PromptPair.load(bad)
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(OSError, match="missing"):
         PromptPair.load(tmp_path / "missing.safetensors")
 
 
