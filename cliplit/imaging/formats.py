@@ -162,10 +162,13 @@ def _write_png16(path: Path, image, exif_bytes, xmp, icc) -> None:
         if data:
             kinds.append(kind)
             values.append(np.frombuffer(data, np.uint8))
-    if not hasattr(cv2, "imwriteWithMetadata"):
+    if not hasattr(cv2, "imencodeWithMetadata"):
         raise OSError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
-    if not cv2.imwriteWithMetadata(os.fspath(path), array, kinds, values):
-        raise OSError(f"{path.name}: could not write the image")
+    encoded, png = cv2.imencodeWithMetadata(".png", array, kinds, values)
+    if not encoded:
+        raise OSError("OpenCV could not encode the 16-bit image with its metadata")
+    with open(path, "wb") as handle:  # written by Python: a full disk is one OSError with its reason, no libpng line
+        handle.write(png.tobytes())
 
 
 def _tiff_tag(tag: int, value):
