@@ -117,8 +117,8 @@ def converted_model_dir(tmp_path_factory) -> Path:
 def published_cache(tmp_path_factory) -> Path:
     """
     A cliplit cache (`$CLIPLIT_CACHE`) holding every published model as after its one download: each
-    authors' file from ../shared in `downloads/` (its published sha256 checked) and its converted folder,
-    made by the same code as a real first use (`published_model_folder`, with nothing to download).
+    authors' file from ../shared put in place with `cliplit models add`'s code (its published sha256
+    checked, kept in `downloads/`, converted with its provenance record).
     """
     require_reference()
     from helpers import fill_published_cache

@@ -174,27 +174,16 @@ def write_tiny_resnet_clip(folder: Path, seed: int = SEED) -> Path:
 def fill_published_cache(cache: Path, source_folders: list[Path]) -> Path:
     """
     Fill a cliplit cache with every published model whose authors' file is in one of `source_folders`,
-    as after its download: the file is put in `cache/downloads/` and `published_model_folder` (the code a
-    first use runs) checks its sha256 and converts it, with nothing to download. Returns `cache`.
+    the documented offline way (`cliplit models add NAME FILE`: the published sha256 checked, the file
+    kept in `downloads/`, converted with its provenance record), as after a download. Returns `cache`.
     """
+    from cliplit.model.cache import add_published_model
     from cliplit.model.catalog import PUBLISHED_MODELS
-    from cliplit.model.loading import CACHE_ENV_VAR, DOWNLOADS_DIRNAME, published_model_folder
 
-    downloads = Path(cache) / DOWNLOADS_DIRNAME
-    downloads.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get(CACHE_ENV_VAR)
-    os.environ[CACHE_ENV_VAR] = str(cache)
-    try:
-        for model in PUBLISHED_MODELS.values():
-            source = next((folder / model.filename for folder in source_folders if (folder / model.filename).is_file()), None)
-            if source is not None:
-                shutil.copyfile(source, downloads / model.filename)
-                published_model_folder(model.name)
-    finally:
-        if previous is None:
-            os.environ.pop(CACHE_ENV_VAR)
-        else:
-            os.environ[CACHE_ENV_VAR] = previous
+    for model in PUBLISHED_MODELS.values():
+        source = next((folder / model.filename for folder in source_folders if (folder / model.filename).is_file()), None)
+        if source is not None:
+            add_published_model(model.name, source, Path(cache))
     return Path(cache)
 
 
