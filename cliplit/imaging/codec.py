@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from .jpeg import JpegCompression, jpeg_compression
+
 EIGHT_BIT_MAX = 255
 SIXTEEN_BIT_MAX = 65535
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+EXIF_ORIENTATION = 0x0112
 PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
 
 
@@ -41,6 +44,7 @@ class DecodedImage:
         grayscale: True when the source was single-channel (the output is written single-channel).
         note: something the user should know about the source (e.g. only the first of its frames is
             used), or None.
+        jpeg: the quantization of the JPEG file it was decoded from (for `--denoise`), or None.
     """
 
     pixels: np.ndarray
@@ -48,6 +52,7 @@ class DecodedImage:
     bit_depth: int = 8
     grayscale: bool = False
     note: str | None = None
+    jpeg: JpegCompression | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -118,7 +123,14 @@ def decode_array(array: np.ndarray) -> DecodedImage:
 
 def decode_pil(image: Image.Image) -> DecodedImage:
     """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied)."""
-    image = ImageOps.exif_transpose(image)
+    upright = image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1)
+    jpeg = jpeg_compression(image) if upright else None  # a turned image has turned blocks: not used
+    decoded = _decode_upright(ImageOps.exif_transpose(image))
+    decoded.jpeg = jpeg
+    return decoded
+
+
+def _decode_upright(image: Image.Image) -> DecodedImage:
     mode = image.mode
     if mode in SIXTEEN_BIT_GRAY_MODES:
         values = np.asarray(image)
