@@ -14,7 +14,7 @@ This clean float rendering is the truth; its enhancement (exact mode, published 
 Degradations, as cameras and the web do them (`degrade`): `clean16` (the truth at 16 bits: what
 denoising must not spoil), `clean8` (8-bit quantization only), `jpegQ` (8-bit JPEG at quality Q, 4:2:0
 chroma, as Pillow saves), `isoN` (signal-dependent sensor noise of an ISO-N-like level, then 8 bits),
-`phone` (iso800 noise, then JPEG q90).
+`isoN+jpegQ` (both, as a phone does: noise, then JPEG).
 
 For each degraded image the script enhances it with `--denoise off` and `auto` (exact mode) and
 prints PSNR and SSIM against the reference, on the whole image and on the shadows (gain 1 / L > 2 in the
@@ -43,8 +43,8 @@ SYNTHETIC = "synthetic"
 DEFAULT_SCENES = (*PHOTO_SCENES, SYNTHETIC)
 # ISO-like sensor noise on [0, 1] values: variance = shot * x + read (photon shot noise + read noise)
 ISO_NOISE = {400: (2.5e-4, 1e-5), 800: (5e-4, 2e-5), 1600: (1e-3, 4e-5), 3200: (2e-3, 8e-5)}
-PHONE_ISO, PHONE_JPEG_QUALITY = 800, 90
-DEFAULT_DEGRADATIONS = ("clean16", "clean8", "jpeg60", "jpeg75", "jpeg90", "iso400", "iso1600", "phone")
+DEFAULT_DEGRADATIONS = ("clean16", "clean8", "jpeg60", "jpeg75", "jpeg90", "iso400", "iso1600", "iso800+jpeg90",
+                        "iso800+jpeg75")
 SIXTEEN_BIT, EIGHT_BIT = 65535, 255
 CROP_SIDE = 128  # pixels of each crop, shown at CROP_ZOOM x
 CROP_ZOOM = 2
@@ -130,6 +130,9 @@ def degrade(pixels: np.ndarray, degradation: str, seed: int = 0):
     The clean rendering `pixels` (H, W, 3) float32 degraded as `degradation` says (see the module
     docstring): a uint8 / uint16 array or a PIL image decoded from a JPEG file (with its tables).
     """
+    if "+" in degradation:  # noise, then JPEG
+        noise, compression = degradation.split("+")
+        return _jpeg(degrade(pixels, noise, seed), int(compression[len("jpeg"):]))
     if degradation == "clean16":
         return np.floor(np.clip(pixels, 0, 1) * SIXTEEN_BIT + 0.5).astype(np.uint16)
     if degradation == "clean8":
@@ -138,8 +141,6 @@ def degrade(pixels: np.ndarray, degradation: str, seed: int = 0):
         return _jpeg(_to_uint8(pixels), int(degradation[len("jpeg"):]))
     if degradation.startswith("iso"):
         return _to_uint8(_noisy(pixels, int(degradation[len("iso"):]), seed))
-    if degradation == "phone":
-        return _jpeg(_to_uint8(_noisy(pixels, PHONE_ISO, seed)), PHONE_JPEG_QUALITY)
     raise ValueError(f"unknown degradation {degradation!r}")
 
 
