@@ -21,6 +21,10 @@ prints PSNR and SSIM against the reference, on the whole image and on the shadow
 reference's map), averaged over the scenes; the CPU time of the denoising against that of exact
 mode's network; LPIPS is not computed (its weights cannot be downloaded here). `--crops` writes
 before/after crops of the darkest region (reference | off | auto, for JPEG q75 and ISO 1600).
+
+`--candidates` compares, instead, the methods that `auto` was chosen from (`CANDIDATES`), each applied
+with the same gain weight and noise estimate to the same network map: shadow PSNR gain over `off` per
+degradation, and CPU time against exact mode's network.
 """
 
 from __future__ import annotations
@@ -220,6 +224,85 @@ def write_crops(path: Path, rows: list[tuple[str, list[np.ndarray]]]) -> None:
           "columns: enhancement of the clean image | --denoise off | --denoise auto)")
 
 
+def _candidate_methods():
+    """name -> clean(pixels (H, W, 3) float32, gain (H, W), plan `DenoisePlan`) -> (H, W, 3), before the gain weight."""
+    import cv2
+
+    from cliplit.engine import denoise
+
+    def noise_level(plan):  # what the generic filters are given: the measured noise, at least 1 level
+        return max(plan.sigma, 1 / EIGHT_BIT)
+
+    def ours(pixels, gain, plan):
+        return denoise.denoise_region(pixels, np.full_like(gain, denoise.FULL_GAIN), plan)
+
+    def ours_without_deblocking(pixels, gain, plan):
+        return ours(pixels, gain, denoise.DenoisePlan(plan.sigma, None))
+
+    def gaussian(pixels, gain, plan):
+        return cv2.GaussianBlur(pixels, (5, 5), 1.0)
+
+    def rgb_bilateral(pixels, gain, plan):
+        return cv2.bilateralFilter(pixels, 7, 4 * noise_level(plan), 2.0)
+
+    def rgb_guided(pixels, gain, plan):  # each channel guided by the luma
+        luma = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)[:, :, 0]
+        eps = (2 * noise_level(plan)) ** 2
+        return np.stack([denoise.guided_filter(luma, pixels[:, :, c], 2, eps) for c in range(3)], axis=2)
+
+    def non_local_means(pixels, gain, plan):
+        strength = 3 * noise_level(plan) * EIGHT_BIT
+        codes = _to_uint8(pixels)
+        return cv2.fastNlMeansDenoisingColored(codes, None, strength, strength, 5, 15).astype(np.float32) / EIGHT_BIT
+
+    return {"ours (auto)": ours, "ours, no deblocking": ours_without_deblocking, "gaussian 5x5": gaussian,
+            "bilateral RGB": rgb_bilateral, "guided RGB": rgb_guided, "non-local means": non_local_means}
+
+
+def compare_candidates(engine, scenes, degradations, width) -> None:
+    """Print the shadow PSNR gain over `off` of each candidate method (see the module docstring)."""
+    import torch
+
+    from cliplit.engine import denoise
+    from cliplit.imaging.codec import decode_image
+    from cliplit.model.network import apply_illumination
+
+    methods = _candidate_methods()
+    gains = {d: {m: [] for m in methods} for d in degradations}
+    cost = {m: [] for m in methods}
+    for name in scenes:
+        clean = backlit_scene(name, width)
+        reference, _ = enhance_pixels(engine, clean)
+        clean_values = torch.from_numpy(clean).permute(2, 0, 1).unsqueeze(0)
+        shadows = engine.illumination(clean_values)[0, 0].numpy() ** -engine.strength > SHADOW_GAIN
+        for degradation in degradations:
+            decoded = decode_image(degrade(clean, degradation, seed=len(name)))
+            values = torch.from_numpy(decoded.pixels).permute(2, 0, 1).unsqueeze(0)
+            start = time.process_time()
+            illumination = engine.illumination(values)
+            network_seconds = time.process_time() - start
+            gain = illumination[0, 0].numpy() ** -engine.strength
+            plan = denoise.resolve_plan("auto", decoded.pixels, gain, decoded.jpeg) or denoise.DenoisePlan(0.0)
+            weight = denoise.gain_weight(gain)[:, :, None]
+
+            def enhanced(pixels):
+                inputs = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+                return apply_illumination(inputs, illumination, engine.strength)[0].permute(1, 2, 0).numpy()
+
+            off = psnr(enhanced(decoded.pixels), reference, shadows)
+            for method_name, method in methods.items():
+                start = time.process_time()
+                cleaned = method(decoded.pixels, gain, plan)
+                cost[method_name].append((time.process_time() - start) / network_seconds)
+                mixed = decoded.pixels + weight * (cleaned - decoded.pixels)
+                gains[degradation][method_name].append(psnr(enhanced(mixed), reference, shadows) - off)
+    print(f"shadow PSNR gain over --denoise off (dB, mean over {', '.join(scenes)} at {width} px; same map, gain weight, noise estimate)")
+    print(f"{'method':<22}" + "".join(f"{d:>15}" for d in degradations) + f"{'CPU vs network':>16}")
+    for method_name in methods:
+        cells = "".join(f"{np.mean(gains[d][method_name]):>+15.2f}" for d in degradations)
+        print(f"{method_name:<22}{cells}{np.mean(cost[method_name]):>16.1%}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="authors' .pth checkpoint, model folder or published name")
@@ -228,6 +311,7 @@ def main(argv=None) -> int:
     parser.add_argument("--degradations", nargs="+", default=list(DEFAULT_DEGRADATIONS))
     parser.add_argument("--crops", type=Path, default=None, help="write before/after crops (JPEG) here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--candidates", action="store_true", help="compare the candidate methods instead (module docstring)")
     args = parser.parse_args(argv)
 
     import torch
@@ -238,6 +322,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     network = load_network(args.model)
+    if args.candidates:
+        compare_candidates(Enhancer(network), args.scenes, args.degradations, args.width)
+        return 0
     engines = {setting: Enhancer(network, denoise=setting) for setting in ("off", "auto")}
     results: dict[str, dict[str, list[Scores]]] = {d: {"off": [], "auto": []} for d in args.degradations}
     costs, crops = [], {}
@@ -263,14 +350,15 @@ def main(argv=None) -> int:
     print(f"scenes: {', '.join(args.scenes)} at {args.width} px wide; shadows: gain > {SHADOW_GAIN:g}; "
           "LPIPS: not computed (its network weights are not available offline)")
     header = (f"{'degradation':<12} {'PSNR off':>9} {'auto':>7} {'gain':>6} | {'shadows off':>11} {'auto':>7} {'gain':>6} | "
-              f"{'SSIM off':>8} {'auto':>7} | {'shadows off':>11} {'auto':>7}")
+              f"{'SSIM off':>8} {'auto':>7} | {'shadows off':>11} {'auto':>7} | {'min shadow gain':>15}")
     print(header)
     for degradation, by_setting in results.items():
         off, auto = ({field: float(np.mean([getattr(s, field) for s in by_setting[k]])) for field in Scores.__dataclass_fields__}
                      for k in ("off", "auto"))
         print(f"{degradation:<12} {off['psnr']:>9.2f} {auto['psnr']:>7.2f} {auto['psnr'] - off['psnr']:>+6.2f} | "
               f"{off['psnr_shadows']:>11.2f} {auto['psnr_shadows']:>7.2f} {auto['psnr_shadows'] - off['psnr_shadows']:>+6.2f} | "
-              f"{off['ssim']:>8.4f} {auto['ssim']:>7.4f} | {off['ssim_shadows']:>11.4f} {auto['ssim_shadows']:>7.4f}")
+              f"{off['ssim']:>8.4f} {auto['ssim']:>7.4f} | {off['ssim_shadows']:>11.4f} {auto['ssim_shadows']:>7.4f} | "
+              f"{min(a.psnr_shadows - o.psnr_shadows for a, o in zip(by_setting['auto'], by_setting['off'])):>+15.2f}")
     if costs:
         ratios = [denoise / network for network, denoise in costs]
         print(f"denoising CPU time: {np.mean(ratios):.0%} of exact mode's network on average (max {max(ratios):.0%}; "
