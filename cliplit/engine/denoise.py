@@ -38,10 +38,11 @@ from ..imaging.jpeg import JPEG_BLOCK, JpegCompression
 FULL_GAIN = 2.0  # from this gain on, the full denoised value is used (the benchmark's "shadows")
 LEVELS = 255.0  # 8-bit levels per unit: `--denoise S` is in levels, JPEG tables are in levels
 # Noise estimation (`auto`): Immerkaer's Laplacian-difference kernel, whose response to white noise of
-# std sigma has std 6 sigma; the median absolute response of Gaussian noise is 0.6745 times its std.
+# std sigma has std 6 sigma; over the flatter half of the pixels, the median absolute response is the
+# 25th percentile of |N(0, 6 sigma)|, 0.3186 * 6 sigma.
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 NOISE_KERNEL_GAIN = 6.0
-MEDIAN_TO_STD = 0.6745
+QUARTILE_TO_STD = 0.3186  # the 25th percentile of |N(0, 1)|
 MIN_SHADOW_PIXELS = 64  # fewer shadow pixels than this: nothing to clean, sigma = 0
 # The filters (chosen from the measurements in docs/denoise.md).
 LUMA_RADIUS = 3  # bilateral filter of the luma: diameter 2r + 1
@@ -55,11 +56,11 @@ DEBLOCK_RADIUS = 2
 DEBLOCK_SPACE_SIGMA = 1.5
 DEBLOCK_RANGE_PER_STEP = 0.5  # the deblocking smoother's colour range, in DC quantization steps
 # `auto` takes a measured noise below this (8-bit levels) as none: 8-bit quantization alone is 0.29
-# levels, and clean photos measure 0.0-0.35 (texture the estimator cannot tell from noise; docs/denoise.md)
+# levels, and clean renderings measure 0.0-0.35 (texture the estimator cannot tell from noise; docs/denoise.md)
 AUTO_NOISE_FLOOR = 0.5
-MIN_SIGMA = 1e-4
-WHOLE_PIXELS = 4_000_000  # larger images are denoised in tiles (about 60 float32 temporaries per pixel)
-DENOISE_TILE = 1024  # below this noise level (0.03 levels) the filter would be the identity
+MIN_SIGMA = 1e-4  # below this noise level (0.03 levels) the filters would be the identity
+WHOLE_PIXELS = 4_000_000  # larger images are denoised in tiles (a few dozen float32 temporaries per pixel)
+DENOISE_TILE = 1024
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,7 @@ def estimate_noise(pixels: np.ndarray, gain: np.ndarray) -> float:
     if values.size < MIN_SHADOW_PIXELS:
         return 0.0
     flat = values[values <= np.median(values)]  # texture and edges respond more than noise: drop them
-    # the median of |N(0, s)| is 0.6745 s; over the lower half it is the 25th percentile, 0.3186 s
-    quartile = float(np.median(flat))
-    return quartile / (NOISE_KERNEL_GAIN * QUARTILE_TO_STD)
-
-
-QUARTILE_TO_STD = 0.3186  # the 25th percentile of |N(0, 1)|
+    return float(np.median(flat)) / (NOISE_KERNEL_GAIN * QUARTILE_TO_STD)
 
 
 def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None) -> DenoisePlan | None:

@@ -248,3 +248,15 @@ def test_evaluate_takes_the_denoise_option(tmp_path, engines, clean_scene):
         (row,) = json.loads((tmp_path / setting / "summary.json").read_text()).values()
         scores[setting] = row["psnr"]
     assert scores["auto"] > scores["off"] + NOISE_MARGIN_DB
+
+
+@pytest.mark.reference
+def test_pipeline_takes_the_denoise_setting(converted_model_dir, clean_scene):
+    from transformers import pipeline
+
+    import cliplit
+
+    image = Image.fromarray(quality.degrade(clean_scene, "iso1600"))
+    cleaner = pipeline("backlit-enhancement", model=str(converted_model_dir), device="cpu", denoise="auto")
+    expected = Enhancer(cliplit.load_network(converted_model_dir), denoise="auto").enhance(image)
+    np.testing.assert_array_equal(np.asarray(cleaner(image)), np.asarray(expected))
