@@ -8,7 +8,8 @@ Usage (from the repository root):
 
 Scenes: the CC0 / public-domain photos that examples/ is rendered from (scikit-image's data module:
 astronaut, chelsea, coffee) and our own synthetic rendering (a shaded room with objects and a striped
-fabric, `synthetic_photo`), resized to --width and rendered backlit as examples/make_examples.py does.
+fabric, `synthetic_photo`), resized to --width and rendered backlit (`render_backlit`: underexposed, with a bright light
+screen-blended from one corner; noise-free, so that the rendering is the truth).
 This clean float rendering is the truth; its enhancement (exact mode, published pixels) is the reference.
 
 Degradations, as cameras and the web do them (`degrade`): `clean16` (the truth at 16 bits: what
@@ -30,16 +31,13 @@ degradation, and CPU time against exact mode's network.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SHADOW_GAIN = 2.0  # the shadows: where the reference's gain 1 / L exceeds this
 PHOTO_SCENES = {"astronaut": (0.78, 0.05), "chelsea": (0.95, 0.0), "coffee": (0.1, 0.0)}  # light positions
 SYNTHETIC_LIGHT = (0.8, 0.05)
@@ -50,19 +48,31 @@ ISO_NOISE = {400: (2.5e-4, 1e-5), 800: (5e-4, 2e-5), 1600: (1e-3, 4e-5), 3200: (
 DEFAULT_DEGRADATIONS = ("clean16", "clean8", "jpeg60", "jpeg75", "jpeg90", "iso400", "iso1600", "iso800+jpeg90",
                         "iso800+jpeg75")
 SIXTEEN_BIT, EIGHT_BIT = 65535, 255
+# The backlit rendering (`render_backlit`)
+EXPOSURE = 0.2  # the scene keeps this fraction of its light, as a camera metering for the light leaves it ...
+SHADOW_GAMMA = 1.3  # ... with its shadows crushed a little more
+GLOW_STRENGTH = 1.2  # the light behind the scene, screen-blended over it
+GLOW_RADIUS = 0.28  # its fall-off length, as a fraction of the image height
+GLOW_TINT = (1.0, 0.92, 0.78)  # warm low sun
+HAZE = 0.02  # veiling glare over the whole frame
 CROP_SIDE = 128  # pixels of each crop, shown at CROP_ZOOM x
 CROP_ZOOM = 2
 CROP_CASES = ("jpeg75", "iso1600")
 CROP_JPEG_QUALITY = 88
 
 
-def _examples_module():
-    spec = importlib.util.spec_from_file_location("make_examples", REPO_ROOT / "examples" / "make_examples.py")
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
-        spec.loader.exec_module(module)
-    return module
+def render_backlit(photo: np.ndarray, light: tuple[float, float]) -> np.ndarray:
+    """
+    (H, W, 3) float in [0, 1] -> the same scene against a bright light at `light` (x, y fractions of the
+    image): underexposed, its shadows crushed a little more, the light's glow screen-blended over it,
+    a veiling haze; float32 in [0, 1], without noise.
+    """
+    height, width = photo.shape[:2]
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    distance = np.hypot((x / width - light[0]) * width / height, y / height - light[1])
+    glow = GLOW_STRENGTH * np.exp(-distance / GLOW_RADIUS)[..., None] * np.array(GLOW_TINT, np.float32)
+    dark = EXPOSURE * photo**SHADOW_GAMMA
+    return np.clip(1 - (1 - dark) * (1 - glow) + HAZE, 0, 1).astype(np.float32)
 
 
 def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -94,7 +104,6 @@ def backlit_scene(name: str, width: int) -> np.ndarray:
     """The clean backlit rendering of scene `name` at `width` pixels: (H, W, 3) float32 in [0, 1]."""
     from PIL import Image
 
-    examples = _examples_module()
     if name == SYNTHETIC:
         photo, light = synthetic_photo(width * 3 // 4, width), SYNTHETIC_LIGHT
     else:
@@ -103,8 +112,7 @@ def backlit_scene(name: str, width: int) -> np.ndarray:
         image = Image.fromarray(getattr(data, name)()).convert("RGB")
         image = image.resize((width, round(width * image.height / image.width)), Image.LANCZOS)
         photo, light = np.asarray(image, dtype=np.float32) / EIGHT_BIT, PHOTO_SCENES[name]
-    scene = examples.Scene(name, name, light, width)
-    return examples.render_backlit(photo, scene).astype(np.float32)
+    return render_backlit(photo, light)
 
 
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
