@@ -118,18 +118,20 @@ class DemoEnhancer:
         """Delete every result this app wrote (its output folder)."""
         shutil.rmtree(self.output_dir, ignore_errors=True)
 
-    def engine(self, fast: bool) -> Enhancer:
+    def engine(self, fast: bool, denoise: bool = False) -> Enhancer:
         """
         The exact or the fast (preview) engine, built once. A server keeps no activation buffers between
         uploads (they would hold ~1 kB per pixel of the largest photo seen); on ZeroGPU the GPU exists
-        only inside `spaces.GPU` calls, so each call builds its own engine there.
+        only inside `spaces.GPU` calls, so each call builds its own engine there. `denoise`: clean the
+        shadows (`denoise="auto"`, docs/denoise.md).
         """
         mode = PREVIEW_MODE if fast else "exact"
+        setting = "auto" if denoise else "off"
         if ZERO_GPU:  # inside the `spaces.GPU` call, where the GPU is attached ("auto": CUDA when present)
-            return Enhancer(self.model, mode=mode, device=resolve_device("auto"), keep_workspace=False)
-        if mode not in self._engines:
-            self._engines[mode] = Enhancer(self.model, mode=mode, keep_workspace=False)
-        return self._engines[mode]
+            return Enhancer(self.model, mode=mode, device=resolve_device("auto"), keep_workspace=False, denoise=setting)
+        if (mode, setting) not in self._engines:
+            self._engines[mode, setting] = Enhancer(self.model, mode=mode, keep_workspace=False, denoise=setting)
+        return self._engines[mode, setting]
 
     def read(self, path: str | os.PathLike) -> DecodedImage:
         """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
@@ -144,23 +146,25 @@ class DemoEnhancer:
         except ImageReadError as error:
             raise UploadError(str(error).replace(display_name(path), display_name(path.name))) from None
 
-    def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False) -> tuple[DecodedImage, np.ndarray]:
+    def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False,
+                   denoise: bool = False) -> tuple[DecodedImage, np.ndarray]:
         try:  # the engine tiles large images itself (bounded memory)
-            return self.engine(fast).enhance_decoded(image, strength)
+            return self.engine(fast, denoise).enhance_decoded(image, strength)
         except ValueError as error:
             raise UploadError(str(error)) from None
 
     def enhance_file(self, path: str, strength: float | None,
-                     download: str = DEFAULT_DOWNLOAD) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
+                     download: str = DEFAULT_DOWNLOAD, denoise: bool = False) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
         """
         Read (any input `cliplit enhance` reads: HEIC, RAW, ...), enhance at full resolution, write the
         download as `download` (a `DOWNLOAD_FORMATS` label) with the upload's metadata and ICC profile.
+        `denoise`: clean the shadows (docs/denoise.md).
         Returns (input, enhanced, illumination, download path).
         """
         if download not in DOWNLOAD_FORMATS:
             raise UploadError(f"unknown download format {download!r} (one of {', '.join(DOWNLOAD_FORMATS)})")
         image = self.read(path)
-        enhanced, illumination = self.run_model(image, strength)
+        enhanced, illumination = self.run_model(image, strength, denoise=denoise)
         output_format = DOWNLOAD_FORMATS[download]
         if output_format == "tiff":  # the enhanced floats, kept at 16 bits whatever the upload's depth
             enhanced = dataclasses.replace(enhanced, bit_depth=16)
@@ -168,12 +172,12 @@ class DemoEnhancer:
         write_image(target, enhanced)
         return image, enhanced, illumination, target
 
-    def preview(self, path: str, strength: float | None) -> tuple[DecodedImage, DecodedImage, np.ndarray]:
+    def preview(self, path: str, strength: float | None, denoise: bool = False) -> tuple[DecodedImage, DecodedImage, np.ndarray]:
         """A quick result on the image reduced to `PREVIEW_MAX_SIDE`: (reduced input, enhanced, illumination)."""
         image = self.read(path)
         reduced = resize_for_display(image.pixels, PREVIEW_MAX_SIDE).astype(np.float32) / EIGHT_BIT_MAX
         small = DecodedImage(reduced, None, 8, image.grayscale)
-        enhanced, illumination = self.run_model(small, strength, fast=True)
+        enhanced, illumination = self.run_model(small, strength, fast=True, denoise=denoise)
         return small, enhanced, illumination
 
     def _new_output_path(self, stem: str, suffix: str = ".png") -> Path:
@@ -221,22 +225,23 @@ def build_demo(
     """The demo's page and its `enhance` API endpoint, queued; the caller launches it."""
     enhancer = DemoEnhancer(model, max_megapixels, max_file_mb)
 
-    def enhance_api(path: str | None, strength: float | None = None) -> str:
-        """Enhance a backlit photo at full resolution; returns the enhanced PNG."""
+    def enhance_api(path: str | None, strength: float | None = None, denoise: bool = False) -> str:
+        """Enhance a backlit photo at full resolution (`denoise`: clean the shadows); returns the enhanced PNG."""
         if not path:
             raise gr.Error("no image was uploaded")
         try:
-            return str(enhancer.enhance_file(path, strength)[3])
+            return str(enhancer.enhance_file(path, strength, denoise=bool(denoise))[3])
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
 
-    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD, file_path: str | None = None):
+    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD, file_path: str | None = None,
+                     denoise: bool = False):
         path = file_path or path  # a RAW or HEIC file (which browsers do not show as images) comes first
         if not path:
             raise gr.Error("Upload a backlit photo first.", print_exception=False)
         start = time.perf_counter()
         try:
-            image, enhanced, illumination, target = enhancer.enhance_file(path, strength, download)
+            image, enhanced, illumination, target = enhancer.enhance_file(path, strength, download, denoise)
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
         seconds = time.perf_counter() - start
@@ -247,13 +252,13 @@ def build_demo(
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 
-    def preview_page(path: str | None, strength: float, file_path: str | None = None):
+    def preview_page(path: str | None, strength: float, file_path: str | None = None, denoise: bool = False):
         path = file_path or path
         if not path:
             return None, None, None, ""
         start = time.perf_counter()
         try:
-            small, enhanced, illumination = enhancer.preview(path, strength)
+            small, enhanced, illumination = enhancer.preview(path, strength, denoise)
         except CLIPLITError as error:
             raise gr.Error(str(error), print_exception=False) from None
         seconds = time.perf_counter() - start
@@ -291,6 +296,8 @@ def build_demo(
                 )
                 download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
                                            elem_id="download-format")
+                denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
+                                      elem_id="denoise")
                 enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
                 status = gr.Markdown(elem_id="status")
             with gr.Column():
@@ -304,11 +311,13 @@ def build_demo(
         # The public API: image in, enhanced full-resolution PNG out, strength optional.
         api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
         api_button = gr.Button(visible=False)
-        api_button.click(enhance_api, [image_in, strength], api_output, api_name="enhance")
+        api_button.click(enhance_api, [image_in, strength, denoise], api_output, api_name="enhance")
 
         page_outputs = [slider, illumination_view, download, status]
-        enhance_button.click(enhance_page, [image_in, strength, download_format, file_in], page_outputs, api_visibility="private")
-        gr.on([image_in.change, file_in.change, strength.release], preview_page, [image_in, strength, file_in], page_outputs,
+        enhance_button.click(enhance_page, [image_in, strength, download_format, file_in, denoise], page_outputs,
+                             api_visibility="private")
+        gr.on([image_in.change, file_in.change, strength.release, denoise.change], preview_page,
+              [image_in, strength, file_in, denoise], page_outputs,
               api_visibility="private", trigger_mode="always_last")
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
     demo.enhancer = enhancer  # for `close_demo`

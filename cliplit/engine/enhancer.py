@@ -16,6 +16,9 @@ Settings:
   n >= `settings.MIN_TILE_SIZE` uses exact tiles of n x n output pixels (in fast mode, of the low-resolution pass).
 - `precision`: "fp32" (default, the exact one), "fp16" or "bf16" (for GPUs; bf16 also on CPUs with AMX,
   within about 2 levels: docs/engine.md), or a torch dtype.
+- `denoise`: "off" (default: the published pixels), "auto" or a noise level S in 8-bit levels: clean
+  the noise and JPEG blocks that the gain amplifies, in proportion to it (`cliplit.engine.denoise`,
+  docs/denoise.md); the illumination map stays the network's.
 - `device`: where the network runs (default: where the model is); `compile`: `torch.compile` it;
   `keep_workspace`: keep the CPU activation buffers from one image to the next (see `Runtime`).
 """
@@ -30,9 +33,10 @@ import torch
 from ..imaging.codec import DecodedImage, decode_image, encode_array, encode_pil
 from ..model.architecture import check_strength, resolve_strength
 from ..model.network import apply_illumination
+from .denoise import denoised_input
 from .fast import estimate_fast
 from .runtime import Runtime
-from .settings import DEFAULT_MODE, FAST_DOWNSCALE, check_settings
+from .settings import DEFAULT_MODE, DENOISE_OFF, FAST_DOWNSCALE, check_denoise, check_settings
 from .tiling import auto_tile_size, estimate_tiled
 
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -48,8 +52,9 @@ class Enhancer:
 
     def __init__(self, model, *, mode: str = DEFAULT_MODE, strength: float | None = None, tile_size: int | None = None,
                  precision=None, device=None, compile: bool = False, fast_downscale: float = FAST_DOWNSCALE,
-                 keep_workspace: bool = True):
+                 keep_workspace: bool = True, denoise=DENOISE_OFF):
         check_settings(mode, tile_size, fast_downscale, strength)
+        self.denoise = check_denoise(denoise)
         self.mode = mode
         self.tile_size = tile_size
         self.fast_downscale = float(fast_downscale)
@@ -102,6 +107,10 @@ class Enhancer:
         strength = self.strength if strength is None else check_strength(strength)
         pixel_values = torch.from_numpy(image.pixels).permute(2, 0, 1).unsqueeze(0)
         illumination = self.illumination(pixel_values)
+        if self.denoise != DENOISE_OFF:  # the map stays the network's: only the divided pixels are cleaned
+            cleaned = denoised_input(image.pixels, illumination[0, 0].numpy(), strength, self.denoise, image.jpeg,
+                                     self.tile_size)
+            pixel_values = torch.from_numpy(cleaned).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             enhanced = apply_illumination(pixel_values, illumination, strength)
         pixels = enhanced[0].permute(1, 2, 0).numpy()

@@ -14,6 +14,25 @@ PRECISION_NAMES = ("fp32", "fp16", "bf16")
 DEFAULT_PRECISION = "fp32"
 FAST_DOWNSCALE = 4  # fast mode: the network runs on (H / 4) x (W / 4) pixels
 MIN_TILE_SIZE = 16  # smallest tile a user may ask for (smaller tiles are nearly all halo)
+DENOISE_OFF, DENOISE_AUTO = "off", "auto"  # `denoise`: off (published pixels), auto, or a noise level S (docs/denoise.md)
+
+
+def check_denoise(denoise) -> str | float:
+    """
+    The `denoise` setting checked: "off" (also for None), "auto", or a noise level S >= 0 in 8-bit levels
+    (a number or its text); raises `SettingsError` otherwise.
+    """
+    if denoise is None or denoise == DENOISE_OFF:
+        return DENOISE_OFF
+    if denoise == DENOISE_AUTO:
+        return DENOISE_AUTO
+    try:
+        level = float(denoise) if not isinstance(denoise, bool) else math.nan
+    except (TypeError, ValueError):
+        level = math.nan
+    if not (math.isfinite(level) and level >= 0):
+        raise SettingsError(f"denoise must be off, auto or a noise level >= 0 (in 8-bit levels), got {denoise!r}")
+    return level
 
 
 def check_settings(mode: str = DEFAULT_MODE, tile_size: int | None = None, fast_downscale: float = FAST_DOWNSCALE,
@@ -34,5 +53,5 @@ def check_settings(mode: str = DEFAULT_MODE, tile_size: int | None = None, fast_
             raise SettingsError(str(error)) from None
 
 
-__all__ = ["DEFAULT_MODE", "DEFAULT_PRECISION", "FAST_DOWNSCALE", "MIN_TILE_SIZE", "MODES", "PRECISION_NAMES",
+__all__ = ["DENOISE_AUTO", "DENOISE_OFF", "check_denoise", "DEFAULT_MODE", "DEFAULT_PRECISION", "FAST_DOWNSCALE", "MIN_TILE_SIZE", "MODES", "PRECISION_NAMES",
            "check_settings"]

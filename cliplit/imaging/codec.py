@@ -22,12 +22,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageOps
 
+from .jpeg import JpegCompression, jpeg_compression
 from .metadata import ImageMetadata, exif_for_output, read_pil_metadata, xmp_for_output
 
 EIGHT_BIT_MAX = 255
 SIXTEEN_BIT_MAX = 65535
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+EXIF_ORIENTATION = 0x0112
 PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
 CONVERTED_COLOR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
 
@@ -46,6 +48,7 @@ class DecodedImage:
             used), or None.
         metadata: the source's EXIF, XMP, IPTC and ICC profile (`cliplit.imaging.metadata`), carried to
             the outputs; None for pixels that come with none.
+        jpeg: the quantization of the JPEG file it was decoded from (for `--denoise`), or None.
     """
 
     pixels: np.ndarray
@@ -54,6 +57,7 @@ class DecodedImage:
     grayscale: bool = False
     note: str | None = None
     metadata: ImageMetadata | None = None
+    jpeg: JpegCompression | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -123,12 +127,18 @@ def decode_array(array: np.ndarray) -> DecodedImage:
 
 
 def decode_pil(image: Image.Image) -> DecodedImage:
-    """A PIL image in any common mode to a `DecodedImage` (EXIF orientation applied, metadata kept)."""
+    """
+    A PIL image in any common mode to a `DecodedImage`: EXIF orientation applied, metadata kept, and
+    the JPEG file's quantization noted (for `--denoise`; not for a turned image, whose blocks turned too).
+    """
+    upright = image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1)
+    jpeg = jpeg_compression(image) if upright else None
     decoded = _decode_pil_pixels(ImageOps.exif_transpose(image))
     metadata = read_pil_metadata(image)
     if image.mode in CONVERTED_COLOR_MODES:  # the profile describes the CMYK/Lab/... values, not the RGB ones made here
         metadata = replace(metadata, icc_profile=None)
     decoded.metadata = metadata
+    decoded.jpeg = jpeg
     return decoded
 
 

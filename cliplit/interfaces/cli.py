@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..engine import settings as engine_settings
 from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, MIN_TILE_SIZE, MODES, PRECISION_NAMES
 from ..errors import SettingsError, display_name
 from ..evaluation import DEFAULT_METRICS, METRICS
@@ -101,6 +102,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISION_NAMES,
                          help="network precision (default fp32, the exact one; fp16/bf16 for GPUs, bf16 also for CPUs with AMX: faster, within ~2 levels)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (slow first image; pays off on many images)")
+    parser.add_argument("--denoise", type=_denoise, default=engine_settings.DENOISE_OFF, metavar="off|auto|S",
+                        help="clean the noise and JPEG blocks the brightening amplifies, in proportion to the gain: off (default, "
+                             "the published pixels), auto (measured), or the noise level S in 8-bit levels (docs/denoise.md)")
     parser.add_argument("--max-megapixels", type=_at_least(0.01, "the largest image read"), default=DEFAULT_MAX_MEGAPIXELS,
                         metavar="MP", help=f"refuse larger images, from their header (default {DEFAULT_MAX_MEGAPIXELS:g}: enhanced within 4 GB)")
 
@@ -184,12 +188,20 @@ def _tile_size(text: str) -> int:
     return value
 
 
+def _denoise(text: str):
+    try:
+        return engine_settings.check_denoise(text)
+    except SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_engine(network, args: argparse.Namespace, device, **settings):
     """The `Enhancer` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
     from ..engine.enhancer import Enhancer
 
     return Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size, precision=args.precision,
-                    device=device, compile=args.compile, fast_downscale=args.fast_downscale, **settings)
+                    device=device, compile=args.compile, fast_downscale=args.fast_downscale,
+                    denoise=getattr(args, "denoise", engine_settings.DENOISE_OFF), **settings)
 
 
 def run_enhance(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ class BacklitEnhancementPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> enhancer = pipeline("backlit-enhancement")  # the default model; or model="path/or/hub-id"
     >>> enhanced = enhancer("backlit.jpg", strength=1.0)  # a PIL image
+    >>> cleaner = pipeline("backlit-enhancement", denoise="auto")  # gain-aware denoising (docs/denoise.md)
     ```
 
     Inputs: a local path, a URL, a PIL image, a numpy array or a (C, H, W) tensor, or a list of them.
@@ -71,9 +72,9 @@ class BacklitEnhancementPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, denoise="off", **kwargs):
         super().__init__(*args, **kwargs)
-        self.enhancer = Enhancer(self.model)  # the network prepared once for every image
+        self.enhancer = Enhancer(self.model, denoise=denoise)  # the network prepared once for every image
 
     def _sanitize_parameters(self, strength=None, timeout=None, **kwargs):
         preprocess_params = {"timeout": timeout} if timeout is not None else {}

@@ -1,0 +1,261 @@
+"""Gain-aware denoising: clean what the enhancement amplifies, in proportion to how much it amplifies it.
+
+CLIP-LIT's output is clamp(I * g, 0, 1) with the gain g = 1 / L**s of the illumination map L. Where a
+subject in shadow is lifted by g = 3-10, its sensor noise, the 8x8 blocks and ringing of JPEG, and
+banding are lifted as much. The gain is known at every pixel, so the input is cleaned before the
+division, with a weight that follows it:
+
+    output = clamp((I + w(g) * (D(I) - I)) * g, 0, 1),   w(g) = clip((g - 1) / (FULL_GAIN - 1), 0, 1)
+
+nothing where g <= 1 (the sky, the highlights: the published pixels), all of D(I) from g = FULL_GAIN
+on. The illumination map itself is the network's, unchanged. D works in YCbCr (the JPEG colour space):
+
+1. **JPEG deblocking of the luma** (only when the input is a JPEG whose quantization tables are known,
+   `cliplit.imaging.jpeg`): a decoded JPEG lies, in every 8x8 block, within half a quantization step of
+   the DCT coefficients the file holds. Alternately smoothing the luma (bilateral filter) and projecting
+   it back into that set (`project_on_quantization`) removes block edges and ringing without inventing
+   detail the file rules out (the classic projection-onto-convex-sets deblocking).
+2. **An edge-preserving filter**: a bilateral filter of the luma whose colour range follows the noise
+   level sigma, and a guided filter of the chroma, guided by the luma (chroma noise and JPEG's
+   subsampled chroma are coarse blotches, the luma holds the edges).
+
+sigma (the input's noise, in [0, 1] units) is given (`--denoise S`: S in 8-bit levels) or estimated
+(`auto`, `estimate_noise`) from the flat pixels of the shadows, the only ones that matter here.
+Every step is local, so `denoise_tiled` processes tiles with a halo of `plan.halo` real neighbours and
+gives the whole-image result; all operators are OpenCV's (bilateral, box filter, colour conversion)
+and block DCTs as numpy matrix products. Measurements and the choice of this design: docs/denoise.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..imaging.jpeg import JPEG_BLOCK, JpegCompression
+
+FULL_GAIN = 2.0  # from this gain on, the full denoised value is used (the benchmark's "shadows")
+LEVELS = 255.0  # 8-bit levels per unit: `--denoise S` is in levels, JPEG tables are in levels
+# Noise estimation (`auto`): Immerkaer's Laplacian-difference kernel, whose response to white noise of
+# std sigma has std 6 sigma; over the flatter half of the pixels, the median absolute response is the
+# 25th percentile of |N(0, 6 sigma)|, 0.3186 * 6 sigma.
+NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+NOISE_KERNEL_GAIN = 6.0
+QUARTILE_TO_STD = 0.3186  # the 25th percentile of |N(0, 1)|
+MIN_SHADOW_PIXELS = 64  # fewer shadow pixels than this: nothing to clean, sigma = 0
+# The filters (chosen from the measurements in docs/denoise.md).
+LUMA_RADIUS = 3  # bilateral filter of the luma: diameter 2r + 1
+LUMA_SPACE_SIGMA = 2.0
+LUMA_RANGE_PER_SIGMA = 4.0  # the luma filter's colour range, in noise standard deviations
+CHROMA_RADIUS = 2  # guided filter of the chroma by the luma
+CHROMA_EPS_PER_SIGMA2 = 1.0  # its regularization, in noise variances ...
+MIN_CHROMA_EPS = 1e-5  # ... and at least this (JPEG's coarse chroma on a clean luma)
+DEBLOCK_ITERATIONS = 1  # smoothing + projection rounds of the JPEG luma
+DEBLOCK_RADIUS = 2
+DEBLOCK_SPACE_SIGMA = 1.5
+DEBLOCK_RANGE_PER_STEP = 0.5  # the deblocking smoother's colour range, in DC quantization steps
+# `auto` takes a measured noise below this (8-bit levels) as none: 8-bit quantization alone is 0.29
+# levels, and clean renderings measure 0.0-0.35 (texture the estimator cannot tell from noise; docs/denoise.md)
+AUTO_NOISE_FLOOR = 0.5
+MIN_SIGMA = 1e-4  # below this noise level (0.03 levels) the filters would be the identity
+WHOLE_PIXELS = 4_000_000  # larger images are denoised in tiles (a few dozen float32 temporaries per pixel)
+DENOISE_TILE = 1024
+
+
+@dataclass(frozen=True)
+class DenoisePlan:
+    """
+    What to clean in one image: `sigma` the std of the input's noise in [0, 1] units (0: no noise
+    filter), `jpeg` the JPEG compression to undo (None: not a JPEG, or unknown tables).
+    """
+
+    sigma: float
+    jpeg: JpegCompression | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.sigma >= MIN_SIGMA or self.jpeg is not None
+
+    @property
+    def halo(self) -> int:
+        """Pixels of real neighbours a tile needs on each side for the whole-image result."""
+        halo = 2 * CHROMA_RADIUS + LUMA_RADIUS
+        if self.jpeg is not None:  # each round reads the smoother's radius, then whole 8x8 blocks
+            halo += DEBLOCK_ITERATIONS * (DEBLOCK_RADIUS + JPEG_BLOCK)
+        return -(-halo // JPEG_BLOCK) * JPEG_BLOCK  # whole blocks, so tiles keep the JPEG block grid
+
+
+def gain_weight(gain: np.ndarray) -> np.ndarray:
+    """(H, W) gain -> (H, W) float32 weight of the denoised value: 0 for gain <= 1, 1 from FULL_GAIN on."""
+    return np.clip((gain - 1.0) / (FULL_GAIN - 1.0), 0.0, 1.0).astype(np.float32)
+
+
+def estimate_noise(pixels: np.ndarray, gain: np.ndarray) -> float:
+    """
+    The std of the noise of `pixels` (H, W, 3) float32 in [0, 1], in [0, 1] units, measured on the
+    luma of the shadows (gain (H, W) >= FULL_GAIN): the median absolute response of Immerkaer's
+    kernel, which cancels smooth shading, over the flatter half of those pixels.
+    """
+    import cv2
+
+    luma = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)[:, :, 0]
+    response = np.abs(cv2.filter2D(luma, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
+    values = response[gain >= FULL_GAIN]
+    if values.size < MIN_SHADOW_PIXELS:
+        return 0.0
+    flat = values[values <= np.median(values)]  # texture and edges respond more than noise: drop them
+    return float(np.median(flat)) / (NOISE_KERNEL_GAIN * QUARTILE_TO_STD)
+
+
+def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None) -> DenoisePlan | None:
+    """
+    The plan for one image from the `denoise` setting (None or "off": nothing, "auto": sigma measured by
+    `estimate_noise`, a number: sigma in 8-bit levels); None when there is nothing to do.
+    """
+    if setting is None or setting == "off":
+        return None
+    if setting == "auto":
+        sigma = estimate_noise(pixels, gain)
+        sigma = sigma if sigma >= AUTO_NOISE_FLOOR / LEVELS else 0.0  # a clean photo is left as it is
+    else:
+        sigma = float(setting) / LEVELS
+    plan = DenoisePlan(sigma, jpeg)
+    return plan if plan.active else None
+
+
+# ------------------------------------------------------------------------------------ JPEG deblocking
+def dct_matrix(size: int = JPEG_BLOCK) -> np.ndarray:
+    """The orthonormal DCT-II matrix (size, size), float32: row k is the k-th cosine (JPEG's transform)."""
+    n = np.arange(size)
+    matrix = np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size)) * math.sqrt(2 / size)
+    matrix[0] /= math.sqrt(2)
+    return matrix.astype(np.float32)
+
+
+def _blocks(plane: np.ndarray) -> np.ndarray:
+    """(H, W) with H, W multiples of 8 -> (H/8, W/8, 8, 8) view of its blocks."""
+    height, width = plane.shape
+    return plane.reshape(height // JPEG_BLOCK, JPEG_BLOCK, width // JPEG_BLOCK, JPEG_BLOCK).swapaxes(1, 2)
+
+
+def _unblocks(blocks: np.ndarray) -> np.ndarray:
+    rows, cols = blocks.shape[:2]
+    return np.ascontiguousarray(blocks.swapaxes(1, 2)).reshape(rows * JPEG_BLOCK, cols * JPEG_BLOCK)
+
+
+def project_on_quantization(plane: np.ndarray, low: np.ndarray, high: np.ndarray, dct: np.ndarray) -> np.ndarray:
+    """`plane` (H, W) block-aligned -> the nearest plane whose block DCT coefficients lie in [low, high]."""
+    coefficients = dct @ _blocks(plane) @ dct.T
+    np.clip(coefficients, low, high, out=coefficients)
+    return _unblocks(dct.T @ coefficients @ dct)
+
+
+def deblock_luma(luma: np.ndarray, jpeg: JpegCompression) -> np.ndarray:
+    """
+    `luma` (H, W) float32 in [0, 1], decoded from a JPEG whose 8x8 block grid starts at its top-left
+    pixel -> the luma deblocked by alternate smoothing and projection onto the quantization set.
+    """
+    import cv2
+
+    height, width = luma.shape
+    pad = (-height % JPEG_BLOCK, -width % JPEG_BLOCK)
+    plane = np.pad(luma * LEVELS, ((0, pad[0]), (0, pad[1])), mode="edge").astype(np.float32)  # as encoders pad
+    dct = dct_matrix()
+    table = jpeg.luma_table
+    coefficients = dct @ _blocks(plane) @ dct.T
+    steps = np.round(coefficients / table)
+    low, high = (steps - 0.5) * table, (steps + 0.5) * table
+    range_sigma = DEBLOCK_RANGE_PER_STEP * float(table[0, 0])
+    for _ in range(DEBLOCK_ITERATIONS):
+        plane = cv2.bilateralFilter(plane, 2 * DEBLOCK_RADIUS + 1, range_sigma, DEBLOCK_SPACE_SIGMA,
+                                    borderType=cv2.BORDER_REFLECT)
+        plane = project_on_quantization(plane, low, high, dct)
+    return plane[:height, :width] / LEVELS
+
+
+# ------------------------------------------------------------------------------------ filters
+def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter with OpenCV box filters: `guide`, `source` (H, W) float32 -> (H, W)."""
+    import cv2
+
+    def mean(x):
+        return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+
+    mean_guide, mean_source = mean(guide), mean(source)
+    slope = (mean(guide * source) - mean_guide * mean_source) / (mean(guide * guide) - mean_guide**2 + eps)
+    offset = mean_source - slope * mean_guide
+    return mean(slope) * guide + mean(offset)
+
+
+def denoise_region(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan) -> np.ndarray:
+    """
+    `pixels` (H, W, 3) float32 in [0, 1], `gain` (H, W) float32 -> the gain-weighted clean input
+    (H, W, 3) float32 (see the module docstring). The block grid of `plan.jpeg` starts at pixel (0, 0).
+    """
+    import cv2
+
+    ycc = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)  # Y, Cr, Cb; float input keeps floats
+    luma = ycc[:, :, 0]
+    if plan.jpeg is not None:
+        luma = deblock_luma(luma, plan.jpeg)
+    if plan.sigma >= MIN_SIGMA:
+        luma = cv2.bilateralFilter(luma, 2 * LUMA_RADIUS + 1, LUMA_RANGE_PER_SIGMA * plan.sigma, LUMA_SPACE_SIGMA,
+                                   borderType=cv2.BORDER_REFLECT)
+    eps = max(CHROMA_EPS_PER_SIGMA2 * plan.sigma**2, MIN_CHROMA_EPS)
+    clean = np.stack([luma] + [guided_filter(luma, ycc[:, :, c], CHROMA_RADIUS, eps) for c in (1, 2)], axis=2)
+    clean = cv2.cvtColor(clean.astype(np.float32), cv2.COLOR_YCrCb2RGB)
+    weight = gain_weight(gain)[:, :, None]
+    return pixels + weight * (clean - pixels)
+
+
+def denoise_tiled(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan, tile: int | None = None) -> np.ndarray:
+    """
+    `denoise_region` over the whole image, in tiles of about `tile` x `tile` output pixels (None or 0:
+    one pass) that read `plan.halo` real neighbours: the same result as one pass, seams included.
+    Tile cores are whole 8x8 blocks, so each tile keeps the image's JPEG block grid.
+    """
+    height, width = gain.shape
+    if not tile or tile >= max(height, width):
+        return denoise_region(pixels, gain, plan)
+    from .tiling import balanced_tile
+
+    halo = plan.halo
+    output = np.empty_like(pixels)
+    step_h = -(-balanced_tile(height, tile) // JPEG_BLOCK) * JPEG_BLOCK
+    step_w = -(-balanced_tile(width, tile) // JPEG_BLOCK) * JPEG_BLOCK
+    for top in range(0, height, step_h):
+        for left in range(0, width, step_w):
+            bottom, right = min(top + step_h, height), min(left + step_w, width)
+            in_top, in_left = max(top - halo, 0), max(left - halo, 0)
+            in_bottom, in_right = min(bottom + halo, height), min(right + halo, width)
+            region = denoise_region(pixels[in_top:in_bottom, in_left:in_right], gain[in_top:in_bottom, in_left:in_right], plan)
+            output[top:bottom, left:right] = region[top - in_top : bottom - in_top, left - in_left : right - in_left]
+    return output
+
+
+def whole_image_limit_tile(height: int, width: int) -> int | None:
+    """The denoising tile for an image the engine ran whole: None (one pass) up to WHOLE_PIXELS, else DENOISE_TILE."""
+    return None if height * width <= WHOLE_PIXELS else DENOISE_TILE
+
+
+def denoised_input(pixels: np.ndarray, illumination: np.ndarray, strength: float, setting,
+                   jpeg: JpegCompression | None = None, tile: int | None = None) -> np.ndarray:
+    """
+    The input to divide by the illumination: `pixels` (H, W, 3) float32 in [0, 1] cleaned in proportion
+    to the gain illumination ** -strength (`illumination` (H, W) float32 > 0, the network's map), or
+    `pixels` itself when `setting` (as `check_denoise` returns it) is "off" or there is nothing to clean.
+    `tile`: the denoising tile (None: one pass up to WHOLE_PIXELS pixels, else DENOISE_TILE).
+    """
+    if setting == "off" or strength == 0:
+        return pixels
+    gain = np.power(illumination, -float(strength), dtype=np.float32)
+    plan = resolve_plan(setting, pixels, gain, jpeg)
+    if plan is None:
+        return pixels
+    height, width = gain.shape
+    return denoise_tiled(pixels, gain, plan, tile if tile else whole_image_limit_tile(height, width))
+
+
+__all__ = ["DenoisePlan", "denoised_input", "FULL_GAIN", "deblock_luma", "denoise_region", "denoise_tiled", "estimate_noise",
+           "gain_weight", "resolve_plan"]
