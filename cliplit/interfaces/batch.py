@@ -7,6 +7,7 @@ Reading the next image and writing the previous result run in threads while the 
 from __future__ import annotations
 
 import glob
+import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage
 from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
+from ..video.settings import VIDEO_EXTENSIONS, is_video_file
 
 GLOB_CHARACTERS = "*?["
 PREFETCH_IMAGES = 2
@@ -41,7 +43,7 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path
     Files, folders (their image files, sorted) and glob patterns -> (files in order, without
     duplicates; failures for inputs that match nothing).
     """
-    extensions = image_extensions()
+    extensions = image_extensions() | set(VIDEO_EXTENSIONS)
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
@@ -77,7 +79,11 @@ class Plan:
 
 
 def output_names(source: Path):
-    """`<stem>.png`, then `<stem>.<ext>.png`, then `<stem>.<ext>-2.png`, ... (for inputs that share a stem)."""
+    """`<stem>.png`, then `<stem>.<ext>.png`, then `<stem>.<ext>-2.png`, ... (for inputs that share a stem);
+    a video keeps its container: `<stem>.<ext>`, then `<stem>-2.<ext>`, ..."""
+    if is_video_file(source):
+        yield from (f"{source.stem}{'' if n == 1 else f'-{n}'}{source.suffix.lower()}" for n in itertools.count(1))
+        return
     yield f"{source.stem}{OUTPUT_SUFFIX}"
     yield f"{source.stem}{source.suffix.lower()}{OUTPUT_SUFFIX}"
     number = 2

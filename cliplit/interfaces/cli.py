@@ -20,6 +20,7 @@ from ..evaluation import DEFAULT_METRICS, METRICS
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..model.architecture import PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
+from ..video.options import add_video_options
 
 DEFAULT_OUTPUT_DIR = "enhanced"
 EXIT_FAILURE = 1
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cliplit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    enhance = commands.add_parser("enhance", help="enhance image files, folders or glob patterns")
-    enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or glob patterns (quote them)")
+    enhance = commands.add_parser("enhance", help="enhance image and video files, folders or glob patterns")
+    enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or glob patterns (quote them)")
     enhance.add_argument("--model", "-m", default=None, help=MODEL_HELP)
     enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
     add_engine_options(enhance)
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--overwrite", action="store_true",
                          help="redo outputs that already exist (default: skip them, so a rerun completes an interrupted batch; inputs are never replaced)")
     enhance.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_video_options(enhance, _at_least)
 
     evaluate = commands.add_parser("evaluate", help="score enhanced images against targets (PSNR, SSIM, LPIPS, FID), "
                                    "for models and for other methods' outputs, side by side")
@@ -130,6 +132,15 @@ def build_engine(network, args: argparse.Namespace, device, **settings):
                     device=device, compile=args.compile, fast_downscale=args.fast_downscale, **settings)
 
 
+def video_enhancer(enhancer, args: argparse.Namespace):
+    """The `VideoEnhancer` that `enhance`'s video options describe, around the batch's `enhancer`."""
+    from ..video.enhancer import VideoEnhancer
+
+    return VideoEnhancer(enhancer, temporal=args.temporal, codec=args.video_codec, crf=args.video_crf,
+                         strip_metadata=args.strip_metadata, max_megapixels=args.max_megapixels,
+                         max_seconds=args.max_duration)
+
+
 def prepare_output_folder(folder: Path) -> None:
     """Create the output folder (and its parents), or fail with one line before anything is enhanced."""
     if folder.exists() and not folder.is_dir():
@@ -150,7 +161,9 @@ def run_enhance(args: argparse.Namespace) -> int:
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
     from ..imaging.files import read_image
     from ..model.loading import load_network
+    from ..video.settings import is_video_file
     from .batch import expand_inputs, plan_jobs, run_jobs, split_for_process
+    from .video_batch import run_video_jobs
 
     device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
     output = Path(args.output)
@@ -182,7 +195,9 @@ def run_enhance(args: argparse.Namespace) -> int:
         configure_cpu(max(1, physical_cores() // num_processes))
     enhancer = build_engine(network, args, device)
     del network  # the enhancer holds its own prepared copy
-    progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
+    videos = [job for job in jobs if is_video_file(job.source)]
+    jobs = [job for job in jobs if not is_video_file(job.source)]
+    progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0 or not jobs, file=sys.stderr)
 
     def report(job, failure):
         if failure is not None:
@@ -193,6 +208,9 @@ def run_enhance(args: argparse.Namespace) -> int:
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
                             on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr))
     progress.close()
+    if videos:
+        run_failures += run_video_jobs(videos, video_enhancer(enhancer, args), quiet=args.quiet or process_index != 0)
+    jobs += videos
     if num_processes > 1:
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
