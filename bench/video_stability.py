@@ -7,9 +7,12 @@ Usage (from the repository root):
 
 For each photo and scene (`cliplit.video.scenes`: pan, a bright region entering, exposure flicker,
 noise, a scene cut) the script prints the warping error (`cliplit.video.stability`, x 1e4) of the
-input and of the output per frame (weight 1: `--temporal off`) and smoothed with each weight, and the
-PSNR of each smoothed output against the per-frame one (mean over frames). A last block gives the
-means over photos.
+input, of the input brightened without flicker by the output's mean gain g (g^2 * input's: what a
+stable enhancement would score), and of the output per frame (weight 1: `--temporal off`) and
+smoothed with each weight (`--temporal on`), and the
+PSNR of each smoothed output against the per-frame one (mean over frames). For each photo it then
+prints how much the output changes when the network is given the pyramid context of a white frame
+instead of its own (the largest effect a context can have), and a last block gives the means over photos.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
     from cliplit.engine.runtime import configure_cpu
     from cliplit.imaging.codec import DecodedImage
     from cliplit.model.loading import load_network
-    from cliplit.video.scenes import PAN_PIXELS_PER_FRAME, SCENES, make_scene
+    from cliplit.video.scenes import BRIGHT_LEVEL, PAN_PIXELS_PER_FRAME, SCENES, make_scene
     from cliplit.video.stability import motion, warping_error
     from cliplit.video.temporal import ContextSmoother, stabilized
 
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     height, width = (int(v) for v in args.size.split("x"))
     photos = sorted(Path(args.photos).glob("*.jpg")) if Path(args.photos).is_dir() else [Path(args.photos)]
     enhancer = Enhancer(load_network(args.model), mode=args.mode)
-    print(f"{'photo':<14} {'scene':<17} {'input':>8} " + " ".join(f"{'w=' + format(w, 'g'):>8}" for w in args.weights)
+    print(f"{'photo':<14} {'scene':<17} {'input':>8} {'g2*input':>8} " + " ".join(f"{'w=' + format(w, 'g'):>8}" for w in args.weights)
           + "   " + " ".join(f"{'PSNR w=' + format(w, 'g'):>11}" for w in args.weights if w != 1))
     totals: dict[str, list] = {}
     for path in photos:
@@ -76,15 +79,23 @@ def main(argv=None) -> int:
                 engine = stabilized(enhancer, ContextSmoother(weight)) if weight != 1 else enhancer
                 outputs[weight] = [engine.enhance_decoded(DecodedImage(f))[0].pixels for f in frames]
                 errors.append(warping_error(outputs[weight], pairs=pairs))
-            per_frame = outputs.get(1.0)
-            psnrs = [np.mean([psnr(a, b) for a, b in zip(outputs[w], per_frame)]) for w in args.weights
-                     if w != 1 and per_frame is not None]
+            per_frame = outputs.get(1.0, outputs[args.weights[0]])
+            gain = float(np.mean(per_frame)) / max(float(np.mean(frames)), 1e-6)
+            errors.insert(1, gain ** 2 * errors[0])  # a flicker-free brightening by the same mean gain
+            psnrs = [np.mean([min(psnr(a, b), 99.0) for a, b in zip(outputs[w], per_frame)]) for w in args.weights if w != 1]
             totals.setdefault(scene, []).append(errors + psnrs)
             print(f"{path.stem[:14]:<14} {scene:<17} " + " ".join(f"{e * SCALE:8.2f}" for e in errors)
                   + "   " + " ".join(f"{p:11.1f}" for p in psnrs), flush=True)
+        still = np.ascontiguousarray(photo[:height, :width])
+        swapped = ContextSmoother(weight=1e-9, cut_threshold=float("inf"))  # keeps the first frame's context
+        engine = stabilized(enhancer, swapped)
+        engine.enhance_decoded(DecodedImage(np.full_like(still, BRIGHT_LEVEL)))
+        change = np.abs(engine.enhance_decoded(DecodedImage(still))[0].pixels - enhancer.enhance_decoded(DecodedImage(still))[0].pixels)
+        print(f"{path.stem[:14]:<14} context of a white frame instead of its own: output changes by at most "
+              f"{change.max() * 255:.2f} levels (mean {change.mean() * 255:.2f})", flush=True)
     for scene, rows in totals.items():
         mean = np.mean(rows, axis=0)
-        count = len(args.weights) + 1
+        count = len(args.weights) + 2
         print(f"{'mean':<14} {scene:<17} " + " ".join(f"{e * SCALE:8.2f}" for e in mean[:count])
               + "   " + " ".join(f"{p:11.1f}" for p in mean[count:]))
     return 0

@@ -94,7 +94,7 @@ def open_video(path: str | os.PathLike, limits: VideoLimits = VideoLimits()) -> 
             raise VideoError(f"{name}: the video stream states no frame size (corrupt or unsupported)")
         megapixels = width * height / PIXELS_PER_MEGAPIXEL
         if limits.max_megapixels is not None and megapixels > limits.max_megapixels:
-            raise VideoError(f"{name}: {width} x {height} pixels per frame ({megapixels:.1f} MP) is over the "
+            raise VideoError(f"{name}: {width} x {height} pixels per frame ({megapixels:.3g} MP) is over the "
                              f"{limits.max_megapixels:g} MP limit (--max-megapixels)")
         seconds = duration_seconds(container, video)
         if limits.max_seconds is not None and seconds is not None and seconds > limits.max_seconds:

@@ -32,6 +32,7 @@ from .settings import DEFAULT_CRF, DEFAULT_VIDEO_CODEC
 FRAME_QUEUE = 4  # decoded (and enhanced) frames held between stages, each
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others stopped
 PARTIAL_MARK = ".partial"
+TRUNCATION_TOLERANCE_FRAMES = 2  # a video ending this many frame intervals before its stated end is truncated
 HIGH_BIT_DEPTH = 8  # sources with more bits per component are read (and, where the codec can, written) at 16 bits
 # Container tags FFmpeg's muxers write themselves (copying them would state the input's muxer).
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
@@ -170,6 +171,7 @@ def enhance_video(
     decoded: queue.Queue = queue.Queue(FRAME_QUEUE)
     enhanced: queue.Queue = queue.Queue(FRAME_QUEUE)
     counts = {"read": 0, "written": 0}
+    last_time = [None]  # end of the last decoded frame, in the video stream's time base
     input_container, video = opened.container, opened.video
 
     def read() -> None:
@@ -187,6 +189,8 @@ def enhance_video(
                                      f"(truncated or corrupt: {first_line(error)})") from None
                 for frame in frames:
                     counts["read"] += 1
+                    if frame.pts is not None:
+                        last_time[0] = frame.pts + (frame.duration or 0)
                     _put(decoded, _Item(frame_to_image(frame), frame, packets), stop)
                     packets = []
             elif packet.dts is not None and packet.size:
@@ -247,12 +251,25 @@ def enhance_video(
         _raise_stage_error(stages, name, target)
         if counts["written"] == 0:
             raise VideoError(f"{name}: holds no decodable video frame")
+        _check_complete(video, opened.frame_rate, last_time[0], name)
         os.replace(partial, target)
         return counts["written"]
     finally:
         stop.set()
         input_container.close()
         partial.unlink(missing_ok=True)
+
+
+def _check_complete(video, frame_rate, end, name: str) -> None:
+    """Refuse a file whose frames stop well before the end its header states (a truncated download or
+    copy: FFmpeg's demuxers end such files quietly). Allows `TRUNCATION_TOLERANCE_FRAMES` frame intervals."""
+    if video.duration is None or end is None or not video.time_base:
+        return
+    expected = (video.start_time or 0) + video.duration
+    tolerance = TRUNCATION_TOLERANCE_FRAMES / (frame_rate * video.time_base)
+    if end < expected - tolerance:
+        raise VideoError(f"{name}: truncated: the frames end at {float(end * video.time_base):.2f} s of the "
+                         f"{float(expected * video.time_base):.2f} s the file states")
 
 
 def _raise_stage_error(stages: list[_Stage], name: str, target: Path) -> None:
