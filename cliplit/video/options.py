@@ -19,8 +19,8 @@ def add_video_options(parser: argparse.ArgumentParser, at_least) -> None:
                        help="constant-rate factor, lower is better (default: " +
                             ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items()) + ")")
     video.add_argument("--temporal", default=DEFAULT_TEMPORAL, choices=TEMPORAL_MODES,
-                       help=f"on: global context smoothed over time, reset at scene cuts (no pumping); off: each frame "
-                            f"exactly as an image (default {DEFAULT_TEMPORAL})")
+                       help=f"on: the network's global context smoothed over time, reset at scene cuts; off: each frame "
+                            f"exactly as an image (default {DEFAULT_TEMPORAL}: on changes no measured flicker, docs/video.md)")
     video.add_argument("--max-duration", type=at_least(0.01, "the longest video read"), default=DEFAULT_MAX_SECONDS,
                        metavar="SECONDS", help=f"refuse longer videos, from their header (default {DEFAULT_MAX_SECONDS:g})")
     if STRIP_METADATA_OPTION not in parser._option_string_actions:
