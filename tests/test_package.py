@@ -16,7 +16,7 @@ import cliplit
 PACKAGE = REPO_ROOT / "cliplit"
 # Each layer may import its own and the lower ones only (the package's __init__ is the entry point).
 LAYER_RANKS = {"errors": 0, "safety": 0, "imaging": 1, "model": 2, "engine": 3, "training": 3, "evaluation": 3,
-               "interfaces": 4, "integrations": 5, "__main__": 5}
+               "video": 4, "interfaces": 5, "integrations": 6, "__main__": 6}
 SIBLINGS = ("engine", "training", "evaluation")  # side by side: none imports another
 HEAVY = ("torch", "transformers")
 HELP_NEEDS_NONE_OF = HEAVY + ("numpy", "PIL")  # --help and `cliplit models` need no array or image library either

@@ -6,6 +6,7 @@ Reading the next image and writing the previous result run in threads while the 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from ..imaging.codec import DecodedImage
 from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
 from ..safety.outputs import Reads
 from ..safety.reading import NotARegularFileError, glob_files, is_pattern, require_regular_file, split_pattern, walk_files
+from ..video.settings import VIDEO_EXTENSIONS, is_video_file
 
 PREFETCH_IMAGES = 2
 
@@ -44,7 +46,7 @@ def expand_inputs(inputs: list[str], recursive: bool = False) -> tuple[list[Path
     loop-safe (`cliplit.safety.reading`). A file reached several times (links, overlapping inputs) is
     named by the path the user named directly, else by the first path found that is not a link.
     """
-    extensions = image_extensions()
+    extensions = image_extensions() | set(VIDEO_EXTENSIONS)
     found: list[tuple[Path, bool]] = []  # (path, named directly by the user)
     failures: list[Failure] = []
     for item in inputs:
@@ -107,7 +109,11 @@ class Plan:
 
 def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
     """`<stem><suffix>`, then `<stem>.<ext><suffix>`, then `<stem>.<ext>-2<suffix>`, ... (for inputs that share a
-    stem, such as a camera's RAW+JPEG pairs); `suffix`: the output format's extension (.png by default)."""
+    stem, such as a camera's RAW+JPEG pairs); `suffix`: the output format's extension (.png by default).
+    A video keeps its container: `<stem>.<ext>`, then `<stem>-2.<ext>`, ..."""
+    if is_video_file(source):
+        yield from (f"{source.stem}{'' if n == 1 else f'-{n}'}{source.suffix.lower()}" for n in itertools.count(1))
+        return
     yield f"{source.stem}{suffix}"
     yield f"{source.stem}{source.suffix.lower()}{suffix}"
     number = 2

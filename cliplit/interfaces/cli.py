@@ -25,6 +25,7 @@ from ..model.architecture import MAX_STRENGTH, PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
 from ..safety.boundary import EXIT_FAILURE, run_entry_point
 from ..safety.outputs import OutputFolder, Reads, check_output_file, check_output_folder
+from ..video.options import add_video_options
 
 DEFAULT_OUTPUT_DIR = "enhanced"
 MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
@@ -39,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cliplit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    enhance = commands.add_parser("enhance", help="enhance image files, folders or glob patterns")
-    enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or glob patterns (quote them)")
+    enhance = commands.add_parser("enhance", help="enhance image and video files, folders or glob patterns")
+    enhance.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or glob patterns (quote them)")
     enhance.add_argument("--model", "-m", default=None, help=MODEL_HELP)
     enhance.add_argument("--output", "-o", default=DEFAULT_OUTPUT_DIR, help=f"output folder (default: ./{DEFAULT_OUTPUT_DIR})")
     add_engine_options(enhance)
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--overwrite", action="store_true",
                          help="redo outputs that already exist (default: skip them, so a rerun completes an interrupted batch; inputs are never replaced)")
     enhance.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_video_options(enhance, _at_least)
 
     evaluate = commands.add_parser("evaluate", help="score enhanced images against targets (PSNR, SSIM, LPIPS, FID), "
                                    "for models and for other methods' outputs, side by side")
@@ -204,6 +206,16 @@ def build_engine(network, args: argparse.Namespace, device, **settings):
                     denoise=getattr(args, "denoise", engine_settings.DENOISE_OFF), **settings)
 
 
+def video_enhancer(enhancer, args: argparse.Namespace):
+    """The `VideoEnhancer` that `enhance`'s video options describe, around the batch's `enhancer`."""
+    from ..video.enhancer import VideoEnhancer
+
+    return VideoEnhancer(enhancer, temporal=args.temporal, codec=args.video_codec, crf=args.video_crf,
+                         strip_metadata=args.strip_metadata, max_megapixels=args.max_megapixels,
+                         max_seconds=args.max_duration)
+
+
+
 def run_enhance(args: argparse.Namespace) -> int:
     from ..engine.runtime import resolve_device
     from ..imaging.files import image_extensions
@@ -226,7 +238,9 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
+    from ..video.settings import is_video_file
     from .batch import plan_jobs, run_jobs, split_for_process
+    from .video_batch import run_video_jobs
 
     options, raw_settings = output_options(args)
     plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for)
@@ -255,7 +269,9 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         configure_cpu(max(1, physical_cores() // num_processes))
     enhancer = build_engine(network, args, device)
     del network  # the enhancer holds its own prepared copy
-    progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0, file=sys.stderr)
+    videos = [job for job in jobs if is_video_file(job.source)]
+    jobs = [job for job in jobs if not is_video_file(job.source)]
+    progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0 or not jobs, file=sys.stderr)
 
     def report(job, failure):
         if failure is not None:
@@ -267,6 +283,9 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
                             on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr), write=write)
     progress.close()
+    if videos:
+        run_failures += run_video_jobs(videos, video_enhancer(enhancer, args), quiet=args.quiet or process_index != 0)
+    jobs += videos
     if num_processes > 1:
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)

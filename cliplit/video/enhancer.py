@@ -1,0 +1,67 @@
+"""`VideoEnhancer`: video files enhanced with an `Enhancer`'s settings (the Python API of `cliplit enhance clip.mp4`).
+
+    from cliplit import Enhancer
+    from cliplit.video.enhancer import VideoEnhancer
+
+    video = VideoEnhancer(Enhancer(model, mode="fast"), temporal="on", codec="h264")
+    video.enhance_file("clip.mp4", "enhanced/clip.mp4")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import SettingsError, display_name
+from ..imaging.codec import DecodedImage
+from .reading import VideoLimits
+from .settings import DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, TEMPORAL_MODES
+from .temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_SMOOTHING_WEIGHT, ContextSmoother, stabilized
+from .transcode import VideoOptions, enhance_video
+
+
+class VideoEnhancer:
+    """
+    An `Enhancer` (or a model, with `Enhancer` settings as keyword arguments) applied to video files.
+
+    - `temporal`: "on" smooths the pyramid context over time with a reset at scene cuts
+      (`cliplit.video.temporal`); "off" enhances every frame exactly as `Enhancer` enhances an image;
+    - `codec` ("h264", "hevc", "av1"), `crf` (None: the codec's default), `strip_metadata`: how it is written;
+    - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit).
+    """
+
+    def __init__(self, enhancer, *, temporal: str = DEFAULT_TEMPORAL, codec: str = DEFAULT_VIDEO_CODEC,
+                 crf: float | None = None, strip_metadata: bool = False, max_megapixels: float | None = None,
+                 max_seconds: float | None = DEFAULT_MAX_SECONDS, smoothing_weight: float = DEFAULT_SMOOTHING_WEIGHT,
+                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, **engine_settings):
+        from ..engine.enhancer import Enhancer
+
+        if temporal not in TEMPORAL_MODES:
+            raise SettingsError(f"temporal must be one of {', '.join(TEMPORAL_MODES)}, got {temporal!r}")
+        self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, **engine_settings)
+        self.temporal = temporal
+        self.smoothing_weight, self.cut_threshold = smoothing_weight, cut_threshold
+        self.options = VideoOptions(codec=codec, crf=crf, strip_metadata=strip_metadata,
+                                    limits=VideoLimits(max_megapixels, max_seconds))
+
+    def frame_enhancer(self) -> Callable[[DecodedImage], DecodedImage]:
+        """A function enhancing one video's frames in order (temporal state of its own: one per video)."""
+        engine = self.enhancer
+        if self.temporal == "on":
+            engine = stabilized(engine, ContextSmoother(self.smoothing_weight, self.cut_threshold))
+        return lambda image: engine.enhance_decoded(image)[0]
+
+    def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
+                     on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None) -> int:
+        """Enhance the video `source` into `target` (same container kind: give it the same extension);
+        returns the number of frames. Refuses to replace `source`, and an existing `target` unless `overwrite`."""
+        source, target = Path(source), Path(target)
+        if target.exists() and source.exists() and os.path.samefile(source, target):
+            raise SettingsError(f"{display_name(target)}: is the input; choose another output")
+        if target.exists() and not overwrite:
+            raise SettingsError(f"{display_name(target)}: exists (pass overwrite=True to replace it)")
+        return enhance_video(source, target, self.frame_enhancer(), self.options, on_start=on_start, on_frame=on_frame)
+
+
+__all__ = ["VideoEnhancer"]
