@@ -36,6 +36,7 @@ from helpers import (
 from photo_files import write_dng, write_heic
 from PIL import Image
 from snippets import Snippet, documentation_files, extract, starts_the_app, unlabelled_command_blocks
+from video_clips import write_test_clip
 
 pytestmark = pytest.mark.reference
 
@@ -73,6 +74,7 @@ def make_snippet_inputs(folder: Path) -> Path:
     write_synthetic_dataset(folder / "data", count=4, size=40, unreadable=False)
     write_heic(folder / "photo.heic")  # a phone's HEIC with EXIF, and a camera's RAW (DNG)
     write_dng(folder / "photo.dng")
+    write_test_clip(folder / "clip.mp4", photo=folder / "backlit.jpg", width=160, height=120, frames=12)  # with audio
     photo = smallest_reference_image()
     for name, source in (("input", photo), ("GT", golden_for(photo))):  # a one-photo stand-in for BAID
         (folder / "BAID" / name).mkdir(parents=True)
