@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -94,14 +95,20 @@ def snippet_world(tmp_path_factory, published_cache) -> dict:
     return {"inputs": inputs, "cache": published_cache, "hf_home": root / "hf"}
 
 
-def fresh_folder(world: dict, tmp_path: Path) -> tuple[Path, dict]:
-    """A copy of the inputs and of the cache for one snippet, and the environment it runs in."""
+@pytest.fixture
+def short_temporary_folder():
+    """A TMPDIR with a short path: Ray puts AF_UNIX sockets there, whose paths must stay under 108 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="doc-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_folder(world: dict, tmp_path: Path, scratch: Path) -> tuple[Path, dict]:
+    """A copy of the inputs and of the cache for one snippet, and the environment it runs in (TMPDIR `scratch`)."""
     folder = tmp_path / "work"
     shutil.copytree(world["inputs"], folder, symlinks=True)
     cache = tmp_path / "cache"
     shutil.copytree(world["cache"], cache)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
     env = python_env(CLIPLIT_CACHE=str(cache), HF_HOME=str(world["hf_home"]), HF_HUB_OFFLINE="1", TMPDIR=str(scratch),
                      GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="2", ACCELERATE_USE_CPU="true")
     env.pop("CLIPLIT_MODEL", None)
@@ -130,10 +137,10 @@ def check_served_app(command: str, folder: Path, env: dict) -> None:
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=snippet_id)
-def test_documented_snippet_runs(snippet: Snippet, snippet_world, tmp_path):
+def test_documented_snippet_runs(snippet: Snippet, snippet_world, tmp_path, short_temporary_folder):
     if snippet.skip_reason:
         pytest.skip(f"{snippet.name}: {snippet.skip_reason}")
-    folder, env = fresh_folder(snippet_world, tmp_path)
+    folder, env = fresh_folder(snippet_world, tmp_path, short_temporary_folder)
     if snippet.language == "python":
         script = folder / "snippet.py"
         script.write_text(snippet.commands[0])
