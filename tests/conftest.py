@@ -127,6 +127,22 @@ def published_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A random CLIP-LIT model (its head starting from the identity) in a from_pretrained folder: for the
+    tests of files, options and errors, which need no reference data."""
+    import torch
+
+    from cliplit import CLIPLITConfig, CLIPLITModel
+
+    folder = tmp_path_factory.mktemp("random-model")
+    torch.manual_seed(0)
+    model = CLIPLITModel(CLIPLITConfig())
+    model.start_from_identity()
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     """A tiny random CLIP (model + tokenizer) written with save_pretrained."""
     from helpers import write_tiny_clip

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage
 from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
-from ..safety.outputs import Reads
+from ..safety.outputs import Reads, file_identity
 from ..safety.reading import NotARegularFileError, glob_files, is_pattern, require_regular_file, split_pattern, walk_files
 from ..video.settings import VIDEO_EXTENSIONS, is_video_file
 
@@ -122,15 +122,6 @@ def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
         number += 1
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of an existing file: the same for every (hard or symbolic) link to it."""
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
-
-
 def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
               suffix_for: Callable[[Path], str] | None = None) -> Plan:
     """
@@ -139,7 +130,7 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
     input, a link to one or a folder; an existing output is skipped unless `overwrite`.
     """
     inputs = {p.resolve() for p in files}
-    input_ids = {_file_id(p) for p in files} - {None}
+    input_ids = {file_identity(p) for p in files} - {None}
     taken: set[Path] = set()
     plan = Plan([], [], [])
     for source in files:
@@ -149,7 +140,7 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
         resolved = target.resolve()
         taken.add(resolved)
         name, output = display_name(source), display_name(target)
-        if resolved in inputs or _file_id(target) in input_ids:
+        if resolved in inputs or file_identity(target) in input_ids:
             plan.failures.append(Failure(str(source), f"{name}: output {output} is an input (or a link to one); choose another --output"))
         elif target.is_dir():
             plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))

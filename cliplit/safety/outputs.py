@@ -29,7 +29,8 @@ FILE_PERMISSIONS = 0o666
 FOLDER_PERMISSIONS = 0o777
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, the same for every (hard or symbolic) link to it; None if absent."""
     try:
         status = path.stat()
     except OSError:
@@ -56,7 +57,7 @@ class Reads:
 
     def add_file(self, path: str | os.PathLike) -> "Reads":
         self.files.add(_resolved(path))
-        identity = _identity(Path(path))
+        identity = file_identity(Path(path))
         if identity is not None:
             self.file_ids.add(identity)
         return self
@@ -73,7 +74,7 @@ class Reads:
     def reading_place(self, path: Path) -> str | None:
         """How `path` (a place something would be written) meets what is read, in words; None when it does not."""
         resolved = _resolved(path)
-        if resolved in self.files or (_identity(path) in self.file_ids):
+        if resolved in self.files or (file_identity(path) in self.file_ids):
             return "is an input (or a link to one)"
         for tree in sorted(self.trees):
             if _is_within(resolved, tree):
@@ -220,5 +221,5 @@ def partial_path(path: str | os.PathLike, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{suffix}")
 
 
-__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "check_output_file", "check_output_folder", "current_umask",
+__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "check_output_file", "check_output_folder", "current_umask", "file_identity",
            "partial_path", "publish"]

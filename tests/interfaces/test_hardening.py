@@ -17,20 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cliplit import CLIPLITConfig, CLIPLITModel
-
 ONE_MEGAPIXEL_SIDE = 1000
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A random model in a from_pretrained folder (no reference data needed)."""
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model = CLIPLITModel(CLIPLITConfig())
-    model.start_from_identity()
-    model.save_pretrained(folder)
-    return folder
 
 
 def cli(*args, timeout=300) -> subprocess.CompletedProcess:

@@ -23,17 +23,6 @@ from cliplit import CLIPLITConfig, CLIPLITModel
 HANG_TIMEOUT_S = 120  # a process that has not answered by then hangs (these runs take seconds)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A random model in a from_pretrained folder (no reference data needed)."""
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model = CLIPLITModel(CLIPLITConfig())
-    model.start_from_identity()
-    model.save_pretrained(folder)
-    return folder
-
-
 def cli(*args, cwd=None, env=None, timeout=HANG_TIMEOUT_S, **options) -> subprocess.CompletedProcess:
     options.setdefault("capture_output", True)
     return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], text=True, timeout=timeout, cwd=cwd,
