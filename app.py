@@ -40,7 +40,7 @@ from cliplit.engine.runtime import resolve_device
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
-from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL, read_image, write_image
+from cliplit.imaging.files import OUTPUT_SUFFIX, PIXELS_PER_MEGAPIXEL, read_image, write_image
 from cliplit.imaging.formats import FORMAT_SUFFIXES, HEIF_EXTENSIONS
 from cliplit.imaging.raw import RAW_EXTENSIONS
 from cliplit.interfaces.cli import MODEL_HELP
@@ -180,7 +180,7 @@ class DemoEnhancer:
         enhanced, illumination = self.run_model(small, strength, fast=True, denoise=denoise)
         return small, enhanced, illumination
 
-    def _new_output_path(self, stem: str, suffix: str = ".png") -> Path:
+    def _new_output_path(self, stem: str, suffix: str = OUTPUT_SUFFIX) -> Path:
         self._delete_old_outputs()
         folder = self.output_dir / uuid.uuid4().hex
         folder.mkdir(parents=True)

@@ -168,19 +168,10 @@ def _at_least(minimum: float, meaning: str, whole: bool = False, maximum: float 
 
 
 _strength = _at_least(0, "0: unchanged, 1: published result; beyond, every pixel saturates", maximum=MAX_STRENGTH)
+_raw_exposure = _at_least(EXPOSURE_RANGE_EV[0], "EV: 0 keeps the exposure", maximum=EXPOSURE_RANGE_EV[1])
 _quality = _at_least(QUALITY_RANGE[0], "1: smallest file, 100: best", whole=True, maximum=QUALITY_RANGE[1])
 _fast_downscale = _at_least(1, "1: full resolution")
 _whole_tile_size = _at_least(0, "0: whole image", whole=True)
-
-
-def _raw_exposure(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not EXPOSURE_RANGE_EV[0] <= value <= EXPOSURE_RANGE_EV[1]:
-        raise argparse.ArgumentTypeError(f"must be from {EXPOSURE_RANGE_EV[0]:g} to {EXPOSURE_RANGE_EV[1]:g} EV, got {text}")
-    return value
 
 
 def _tile_size(text: str) -> int:
