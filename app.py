@@ -7,7 +7,10 @@ or a Hub id; else $CLIPLIT_MODEL, else `clip-lit`, as `cliplit enhance` does) an
 two `cliplit.Enhancer` engines (exact for the result, fast for the preview). Uploads are read with
 `cliplit.imaging.files.read_image` and written with `write_image`, so the downloadable PNG has the
 same pixels as `cliplit enhance` gives.
-Endpoint for `gradio_client`: `client.predict(handle_file(path), strength, api_name="/enhance")`.
+A "Video" tab enhances a video file as `cliplit enhance clip.mp4` does (container, timestamps and
+other streams kept, docs/video.md), within the app's duration and frame-size limits, with a progress bar.
+Endpoints for `gradio_client`: `client.predict(handle_file(path), strength, api_name="/enhance")`, and
+`client.predict(handle_file(clip), strength, denoise, fast, api_name="/enhance_video")`.
 Importing this module loads nothing and launches nothing: see `build_demo` and `main`.
 """
 
@@ -37,7 +40,7 @@ from PIL import Image
 
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import resolve_device
-from cliplit.errors import CLIPLITError, ImageReadError, display_name
+from cliplit.errors import CLIPLITError, ImageReadError, display_name, first_line
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging.files import OUTPUT_SUFFIX, PIXELS_PER_MEGAPIXEL, read_image, write_image
@@ -45,6 +48,7 @@ from cliplit.imaging.formats import FORMAT_SUFFIXES, HEIF_EXTENSIONS
 from cliplit.imaging.raw import RAW_EXTENSIONS
 from cliplit.interfaces.cli import MODEL_HELP
 from cliplit.model.architecture import resolve_strength
+from cliplit.video.settings import VIDEO_EXTENSIONS, is_video_file
 
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -63,6 +67,9 @@ STRENGTH_STEP = 0.05
 OUTPUT_MAX_AGE_S = 3600  # enhanced PNGs older than this are deleted from the app's output folder
 GRADIO_CACHE_CLEANUP = (3600, 3600)  # (every, older than) seconds: uploads and results in gradio's cache
 ZERO_GPU_DURATION_S = 60
+ZERO_GPU_VIDEO_DURATION_S = 120
+DEFAULT_MAX_VIDEO_SECONDS = 60.0
+DEFAULT_MAX_VIDEO_MEGAPIXELS = 2.1  # 1920 x 1080 frames
 GRADIO_TEMP_ENV_VAR = "GRADIO_TEMP_DIR"
 PREVIEW_MODE = "fast"
 
@@ -98,12 +105,15 @@ class DemoEnhancer:
     model: object
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     max_file_mb: float = DEFAULT_MAX_FILE_MB
+    max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS
+    max_video_megapixels: float = DEFAULT_MAX_VIDEO_MEGAPIXELS
     output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cliplit-app-")))
     _engines: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
-        run = self._run_model
+        run, run_video = self._run_model, self._run_video
         self.run_model = spaces.GPU(duration=ZERO_GPU_DURATION_S)(run) if ZERO_GPU else run
+        self.run_video = spaces.GPU(duration=ZERO_GPU_VIDEO_DURATION_S)(run_video) if ZERO_GPU else run_video
 
     @property
     def device_name(self) -> str:
@@ -133,14 +143,17 @@ class DemoEnhancer:
             self._engines[mode, setting] = Enhancer(self.model, mode=mode, keep_workspace=False, denoise=setting)
         return self._engines[mode, setting]
 
-    def read(self, path: str | os.PathLike) -> DecodedImage:
-        """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
-        path = Path(path)
+    def _check_upload(self, path: Path, what: str) -> None:
         if not path.is_file():
-            raise UploadError("no image was uploaded")
+            raise UploadError(f"no {what} was uploaded")
         size_mb = path.stat().st_size / BYTES_PER_MB
         if size_mb > self.max_file_mb:
             raise UploadError(f"{path.name}: the file is {size_mb:.1f} MB, over the {self.max_file_mb:g} MB limit")
+
+    def read(self, path: str | os.PathLike) -> DecodedImage:
+        """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
+        path = Path(path)
+        self._check_upload(path, "image")
         try:  # the pixel limit is checked from the header, before decoding
             return read_image(path, max_megapixels=self.max_megapixels)
         except ImageReadError as error:
@@ -179,6 +192,37 @@ class DemoEnhancer:
         small = DecodedImage(reduced, None, 8, image.grayscale)
         enhanced, illumination = self.run_model(small, strength, fast=True, denoise=denoise)
         return small, enhanced, illumination
+
+    def _run_video(self, source: Path, target: Path, strength: float | None, fast: bool, denoise: bool,
+                   on_start, on_frame) -> tuple[int, list[str]]:
+        from cliplit.video.enhancer import VideoEnhancer
+
+        notes: list[str] = []
+        video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
+                              max_seconds=self.max_video_seconds, limit_options=(None, None))
+        try:
+            frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append)
+        except (RuntimeError, ValueError, MemoryError) as error:
+            raise UploadError(f"{display_name(source)}: enhancement failed: {first_line(error)}") from None
+        return frames, notes
+
+    def enhance_video_file(self, path: str, strength: float | None, denoise: bool = False, fast: bool = False,
+                           on_start=None, on_frame=None) -> tuple[Path, int, list[str]]:
+        """
+        Enhance an uploaded video (`cliplit enhance clip.mp4`'s rules, within the app's limits) into a new
+        file of the same container. `on_start(estimated_frames)` and `on_frame()` report progress.
+        Returns (output path, frames written, notes on streams left out).
+        """
+        source = Path(path)
+        self._check_upload(source, "video")
+        if not is_video_file(source):
+            raise UploadError(f"{source.name}: not a video file (one of {' '.join(VIDEO_EXTENSIONS)})")
+        target = self._new_output_path(source.stem, source.suffix.lower())
+        try:
+            return (target, *self.run_video(source, target, strength, fast, denoise, on_start, on_frame))
+        except CLIPLITError as error:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            raise UploadError(str(error).replace(display_name(source), display_name(source.name))) from None
 
     def _new_output_path(self, stem: str, suffix: str = OUTPUT_SUFFIX) -> Path:
         self._delete_old_outputs()
@@ -221,9 +265,11 @@ def build_demo(
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS,
+    max_video_megapixels: float = DEFAULT_MAX_VIDEO_MEGAPIXELS,
 ) -> gr.Blocks:
-    """The demo's page and its `enhance` API endpoint, queued; the caller launches it."""
-    enhancer = DemoEnhancer(model, max_megapixels, max_file_mb)
+    """The demo's page and its `enhance` and `enhance_video` API endpoints, queued; the caller launches it."""
+    enhancer = DemoEnhancer(model, max_megapixels, max_file_mb, max_video_seconds, max_video_megapixels)
 
     def enhance_api(path: str | None, strength: float | None = None, denoise: bool = False) -> str:
         """Enhance a backlit photo at full resolution (`denoise`: clean the shadows); returns the enhanced PNG."""
@@ -269,44 +315,91 @@ def build_demo(
         slider = (_to_display(small.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), None, status
 
+    def enhance_video_page(path: str | None, strength: float, denoise: bool = False, fast: bool = False,
+                           progress=gr.Progress()):
+        """Enhance a backlit video (same container, timestamps, audio and subtitles); returns (video, status)."""
+        if not path:
+            raise gr.Error("Upload a backlit video first.", print_exception=False)
+        total = [None]
+
+        def start(estimated: int) -> None:
+            total[0] = estimated or None
+            progress((0, total[0]), desc="Enhancing", unit="frames")
+
+        def frame_done(done=[0]) -> None:
+            done[0] += 1
+            progress((done[0], total[0]), desc="Enhancing", unit="frames")
+
+        started = time.perf_counter()
+        try:
+            target, frames, notes = enhancer.enhance_video_file(path, strength, bool(denoise), bool(fast), start, frame_done)
+        except CLIPLITError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        seconds = time.perf_counter() - started
+        status = (f"**Enhanced** {frames} frames at strength {strength:g} in **{seconds:.1f} s** "
+                  f"({frames / seconds:.1f} frames/s, {'fast' if fast else 'exact'} mode) on {enhancer.device_name}. "
+                  "Timestamps, audio, subtitles and metadata are kept.")
+        return str(target), "  \n".join([status, *(f"Note: {note}" for note in notes)])
+
     examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)
     with gr.Blocks(title=TITLE, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
             "Upload, paste or photograph a backlit picture (bright sky or window behind a dark subject), or give a "
             "camera RAW or HEIC file, and click **Enhance**. CLIP-LIT (Liang et al., ICCV 2023) estimates the illumination and divides it out. "
-            f"Limits: {max_megapixels:g} megapixels, {max_file_mb:g} MB."
+            f"Limits: {max_megapixels:g} megapixels, {max_file_mb:g} MB. Videos: the **Video** tab."
         )
-        with gr.Row():
-            with gr.Column():
-                image_in = raw_path_image(
-                    label="Backlit photo",
-                    height=INPUT_HEIGHT_PX,
-                    sources=["upload", "clipboard", "webcam"],
-                    elem_id="input-image",
+        with gr.Tabs():
+            with gr.Tab("Photo", id="photo"):
+                with gr.Row():
+                    with gr.Column():
+                        image_in = raw_path_image(
+                            label="Backlit photo",
+                            height=INPUT_HEIGHT_PX,
+                            sources=["upload", "clipboard", "webcam"],
+                            elem_id="input-image",
+                        )
+                        file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
+                                          type="filepath", elem_id="file-input")
+                        strength = gr.Slider(
+                            *STRENGTH_RANGE,
+                            value=enhancer.default_strength,
+                            step=STRENGTH_STEP,
+                            label="Strength (0 = unchanged, 1 = published result)",
+                            elem_id="strength",
+                        )
+                        download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
+                                                   elem_id="download-format")
+                        denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
+                                              elem_id="denoise")
+                        enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+                        status = gr.Markdown(elem_id="status")
+                    with gr.Column():
+                        slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
+                        download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
+                        with gr.Accordion("Illumination map", open=False):
+                            illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
+                if examples:
+                    gr.Examples([[str(path)] for path in examples], inputs=[image_in], label="Example backlit photos")
+            with gr.Tab("Video", id="video"):
+                gr.Markdown(
+                    "A backlit video (.mp4 .mov .m4v .mkv .webm .avi), enhanced frame by frame; frame rate, timestamps, "
+                    f"audio, subtitles and metadata are kept. Limits: {max_video_seconds:g} s, "
+                    f"{max_video_megapixels:g} megapixels per frame, {max_file_mb:g} MB."
                 )
-                file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
-                                  type="filepath", elem_id="file-input")
-                strength = gr.Slider(
-                    *STRENGTH_RANGE,
-                    value=enhancer.default_strength,
-                    step=STRENGTH_STEP,
-                    label="Strength (0 = unchanged, 1 = published result)",
-                    elem_id="strength",
-                )
-                download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
-                                           elem_id="download-format")
-                denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
-                                      elem_id="denoise")
-                enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
-                status = gr.Markdown(elem_id="status")
-            with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
-                download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
-                with gr.Accordion("Illumination map", open=False):
-                    illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
-        if examples:
-            gr.Examples([[str(path)] for path in examples], inputs=[image_in], label="Example backlit photos")
+                with gr.Row():
+                    with gr.Column():
+                        video_in = gr.Video(label="Backlit video", sources=["upload"], elem_id="input-video")
+                        video_strength = gr.Slider(*STRENGTH_RANGE, value=enhancer.default_strength, step=STRENGTH_STEP,
+                                                   label="Strength (0 = unchanged, 1 = published result)",
+                                                   elem_id="video-strength")
+                        video_denoise = gr.Checkbox(value=False, label="Clean the shadows", elem_id="video-denoise")
+                        video_fast = gr.Checkbox(value=False, label="Fast mode (about 13x faster on a CPU, 48-51 dB PSNR from the exact result)",
+                                                 elem_id="video-fast")
+                        video_button = gr.Button("Enhance video", variant="primary", elem_id="enhance-video-button")
+                    with gr.Column():
+                        video_out = gr.Video(label="Enhanced video", interactive=False, elem_id="output-video")
+                        video_status = gr.Markdown(elem_id="video-status")
 
         # The public API: image in, enhanced full-resolution PNG out, strength optional.
         api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
@@ -319,6 +412,8 @@ def build_demo(
         gr.on([image_in.change, file_in.change, strength.release, denoise.change], preview_page,
               [image_in, strength, file_in, denoise], page_outputs,
               api_visibility="private", trigger_mode="always_last")
+        video_button.click(enhance_video_page, [video_in, video_strength, video_denoise, video_fast],
+                           [video_out, video_status], api_name="enhance_video")
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
     demo.enhancer = enhancer  # for `close_demo`
     return demo
@@ -343,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"refuse larger images (default: {DEFAULT_MAX_MEGAPIXELS:g})")
     parser.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_MB,
                         help=f"refuse larger uploads (default: {DEFAULT_MAX_FILE_MB})")
+    parser.add_argument("--max-video-seconds", type=float, default=DEFAULT_MAX_VIDEO_SECONDS,
+                        help=f"refuse longer videos (default: {DEFAULT_MAX_VIDEO_SECONDS:g})")
+    parser.add_argument("--max-video-megapixels", type=float, default=DEFAULT_MAX_VIDEO_MEGAPIXELS,
+                        help=f"refuse videos with larger frames (default: {DEFAULT_MAX_VIDEO_MEGAPIXELS:g}, 1080p)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help=f"enhancements run at once; others wait in the queue (default: {DEFAULT_CONCURRENCY})")
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
@@ -372,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[GRADIO_TEMP_ENV_VAR] = own_temp
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     demo = build_demo(model, max_megapixels=args.max_megapixels, max_file_mb=args.max_file_mb,
-                      concurrency=args.concurrency)
+                      concurrency=args.concurrency, max_video_seconds=args.max_video_seconds,
+                      max_video_megapixels=args.max_video_megapixels)
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options(args.max_file_mb))
     except KeyboardInterrupt:

@@ -41,15 +41,25 @@ def clip_frames(frames: int, height: int, width: int, photo: str | Path | None =
 
 def write_test_clip(path: str | Path, frames: int = 12, width: int = 64, height: int = 48, fps: int = 24,
                     vfr: bool = False, audio: bool = True, rotation: int = 0, encoder: str = "libx264",
-                    pix_fmt: str = "yuv420p", photo: str | Path | None = None, metadata: bool = True) -> Path:
+                    pix_fmt: str = "yuv420p", photo: str | Path | None = None, metadata: bool = True,
+                    subtitles: list[str] | None = None, timecode: str | None = None) -> Path:
     """
     Write a small video: `frames` frames (variable frame rate when `vfr`: 1, 2, 3 frame intervals in
     turn), BT.709 limited-range tags, a display rotation of `rotation` degrees, a mono AAC track,
-    creation time and title tags. Returns `path`.
+    creation time and title tags; `subtitles`: a SubRip track showing each text in turn, one per frame
+    (Matroska holds it: give a .mkv path); `timecode` ("HH:MM:SS:FF"): a QuickTime timecode data track
+    (a .mov or .mp4 path). Returns `path`.
     """
     import av
 
     path = Path(path)
+    subtitle_packets, subtitle_source = [], None
+    if subtitles:  # PyAV encodes no subtitles: SubRip packets are demuxed from a small .srt file
+        srt = path.with_name(f"{path.stem}.srt")
+        srt.write_text("".join(f"{i + 1}\n00:00:00,{i * 1000 // fps:03d} --> 00:00:00,{(i + 1) * 1000 // fps - 1:03d}\n{text}\n\n"
+                               for i, text in enumerate(subtitles)))
+        subtitle_source = av.open(str(srt))
+        subtitle_packets = [p for p in subtitle_source.demux() if p.dts is not None]
     container = av.open(str(path), "w")
     if metadata:
         container.metadata["creation_time"] = CREATION_TIME
@@ -61,7 +71,10 @@ def write_test_clip(path: str | Path, frames: int = 12, width: int = 64, height:
     video.color_range, video.color_primaries, video.color_trc, video.colorspace = LIMITED_RANGE, BT709, BT709, BT709
     if rotation:
         video.set_display_rotation(rotation)
+    if timecode:  # the mov muxer writes a tmcd data track from the video stream's tag
+        video.metadata["timecode"] = timecode
     sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+    subtitle_stream = container.add_stream_from_template(subtitle_source.streams[0]) if subtitle_source else None
     samples_per_tick = AUDIO_RATE * time_base  # audio samples per video time-base tick
     pts = written = 0
     for index, pixels in enumerate(clip_frames(frames, height, width, photo)):
@@ -77,10 +90,16 @@ def write_test_clip(path: str | Path, frames: int = 12, width: int = 64, height:
             chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone), format="fltp", layout="mono")
             chunk.sample_rate, chunk.pts, written = AUDIO_RATE, written, end
             container.mux(sound.encode(chunk))
+        if index < len(subtitle_packets):
+            subtitle_packets[index].stream = subtitle_stream
+            container.mux(subtitle_packets[index])
     container.mux(video.encode())
     if sound is not None:
         container.mux(sound.encode())
     container.close()
+    if subtitle_source is not None:
+        subtitle_source.close()
+        srt.unlink()
     return path
 
 

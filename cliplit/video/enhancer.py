@@ -28,40 +28,48 @@ class VideoEnhancer:
     - `temporal`: "on" smooths the pyramid context over time with a reset at scene cuts
       (`cliplit.video.temporal`); "off" enhances every frame exactly as `Enhancer` enhances an image;
     - `codec` ("h264", "hevc", "av1"), `crf` (None: the codec's default), `strip_metadata`: how it is written;
-    - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit).
+    - `strength`: the enhancement's strength (None: the engine's own);
+    - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit);
+      `limit_options`: the two settings named when a video is refused (None each: not named).
     """
 
     def __init__(self, enhancer, *, temporal: str = DEFAULT_TEMPORAL, codec: str = DEFAULT_VIDEO_CODEC,
                  crf: float | None = None, strip_metadata: bool = False, max_megapixels: float | None = None,
                  max_seconds: float | None = DEFAULT_MAX_SECONDS, smoothing_weight: float = DEFAULT_SMOOTHING_WEIGHT,
-                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, **engine_settings):
+                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, strength: float | None = None,
+                 limit_options: tuple[str | None, str | None] = ("--max-megapixels", "--max-duration"), **engine_settings):
         from ..engine.enhancer import Enhancer
+        from ..model.architecture import check_strength
 
         if temporal not in TEMPORAL_MODES:
             raise SettingsError(f"temporal must be one of {', '.join(TEMPORAL_MODES)}, got {temporal!r}")
         self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, **engine_settings)
         self.temporal = temporal
+        self.strength = None if strength is None else check_strength(strength)
         self.smoothing_weight, self.cut_threshold = smoothing_weight, cut_threshold
         self.options = VideoOptions(codec=codec, crf=crf, strip_metadata=strip_metadata,
-                                    limits=VideoLimits(max_megapixels, max_seconds))
+                                    limits=VideoLimits(max_megapixels, max_seconds, *limit_options))
 
     def frame_enhancer(self) -> Callable[[DecodedImage], DecodedImage]:
         """A function enhancing one video's frames in order (temporal state of its own: one per video)."""
         engine = self.enhancer
         if self.temporal == "on":
             engine = stabilized(engine, ContextSmoother(self.smoothing_weight, self.cut_threshold))
-        return lambda image: engine.enhance_decoded(image)[0]
+        return lambda image: engine.enhance_decoded(image, self.strength)[0]
 
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
-                     on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None) -> int:
+                     on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None,
+                     on_note: Callable[[str], None] | None = None) -> int:
         """Enhance the video `source` into `target` (same container kind: give it the same extension);
-        returns the number of frames. Refuses to replace `source`, and an existing `target` unless `overwrite`."""
+        returns the number of frames. Refuses to replace `source`, and an existing `target` unless `overwrite`.
+        `on_start(estimated_frames)`, `on_frame()` and `on_note(text)` (a stream left out) report progress."""
         source, target = Path(source), Path(target)
         if target.exists() and source.exists() and os.path.samefile(source, target):
             raise SettingsError(f"{display_name(target)}: is the input; choose another output")
         if target.exists() and not overwrite:
             raise SettingsError(f"{display_name(target)}: exists (pass overwrite=True to replace it)")
-        return enhance_video(source, target, self.frame_enhancer(), self.options, on_start=on_start, on_frame=on_frame)
+        return enhance_video(source, target, self.frame_enhancer(), self.options, on_start=on_start, on_frame=on_frame,
+                            on_note=on_note)
 
 
 __all__ = ["VideoEnhancer"]

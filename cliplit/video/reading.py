@@ -42,10 +42,17 @@ def encoder_name(codec: str) -> str:
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """The largest video accepted: megapixels per frame and seconds (None: no limit)."""
+    """The largest video accepted: megapixels per frame and seconds (None: no limit), and the options
+    that set them, named in the refusals (None: the user cannot set them, as in the app)."""
 
     max_megapixels: float | None = None
     max_seconds: float | None = None
+    megapixels_option: str | None = "--max-megapixels"
+    seconds_option: str | None = "--max-duration"
+
+
+def _set_by(option: str | None) -> str:
+    return f" ({option})" if option else ""
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,10 @@ def open_video(path: str | os.PathLike, limits: VideoLimits = VideoLimits()) -> 
         megapixels = width * height / PIXELS_PER_MEGAPIXEL
         if limits.max_megapixels is not None and megapixels > limits.max_megapixels:
             raise VideoError(f"{name}: {width} x {height} pixels per frame ({megapixels:.3g} MP) is over the "
-                             f"{limits.max_megapixels:g} MP limit (--max-megapixels)")
+                             f"{limits.max_megapixels:g} MP limit{_set_by(limits.megapixels_option)}")
         seconds = duration_seconds(container, video)
         if limits.max_seconds is not None and seconds is not None and seconds > limits.max_seconds:
-            raise VideoError(f"{name}: {seconds:.1f} s is over the {limits.max_seconds:g} s limit (--max-duration)")
+            raise VideoError(f"{name}: {seconds:.1f} s is over the {limits.max_seconds:g} s limit{_set_by(limits.seconds_option)}")
         frame_rate = video.average_rate or video.guessed_rate or video.base_rate or FALLBACK_FRAME_RATE
         estimated = video.frames or (round(seconds * frame_rate) if seconds else 0)
         return VideoSource(container, video, Fraction(frame_rate), int(estimated), seconds)

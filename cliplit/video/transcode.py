@@ -28,6 +28,7 @@ from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage, decode_array, encode_array
 from .reading import VideoError, VideoLimits, encoder_name, import_av, open_video
 from .settings import DEFAULT_CRF, DEFAULT_VIDEO_CODEC
+from .streams import copyable_streams
 
 FRAME_QUEUE = 4  # decoded (and enhanced) frames held between stages, each
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others stopped
@@ -152,11 +153,13 @@ def enhance_video(
     options: VideoOptions = VideoOptions(),
     on_start: Callable[[int], None] | None = None,
     on_frame: Callable[[], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> int:
     """
     Enhance every frame of the video `source` with `enhance_frame` (called in display order, in the calling
     thread) into `target`, keeping the container, timestamps, colour tags, rotation and the other
-    streams. `on_start(estimated_frames)` is called once the header is read, `on_frame()` per frame
+    streams (those its container cannot take back are left out, `cliplit.video.streams`, with a note
+    to `on_note(text)`). `on_start(estimated_frames)` is called once the header is read, `on_frame()` per frame
     enhanced. Returns the number of frames written. Raises `VideoError` (one line, naming the file);
     nothing is left at `target` unless the whole video was written.
     """
@@ -173,6 +176,14 @@ def enhance_video(
     counts = {"read": 0, "written": 0}
     last_time = [None]  # end of the last decoded frame, in the video stream's time base
     input_container, video = opened.container, opened.video
+    try:
+        copy_plan = copyable_streams(source, input_container, video.index, partial)
+    except BaseException:
+        input_container.close()
+        raise
+    for note in copy_plan.notes:
+        if on_note is not None:
+            on_note(note)
 
     def read() -> None:
         video.thread_type = "AUTO"
@@ -193,7 +204,7 @@ def enhance_video(
                         last_time[0] = frame.pts + (frame.duration or 0)
                     _put(decoded, _Item(frame_to_image(frame), frame, packets), stop)
                     packets = []
-            elif packet.dts is not None and packet.size:
+            elif packet.dts is not None and packet.size and packet.stream.index in copy_plan.copied:
                 packets.append(packet)
         _put(decoded, _Item(None, None, packets), stop)
         _put(decoded, _END, stop)
@@ -213,8 +224,10 @@ def enhance_video(
                         pixel_format = output_pixel_format(item.frame.format, encoder, item.frame.width, item.frame.height)
                         video_out = _add_video_stream(output, video, item.frame, encoder, pixel_format, crf, opened.frame_rate)
                         streams[stream.index] = video_out
-                    elif stream.type in ("audio", "subtitle", "data", "video", "attachment"):
+                    elif stream.index in copy_plan.copied:
                         streams[stream.index] = _add_copied_stream(output, stream, name)
+                    else:
+                        continue
                     streams[stream.index].metadata.update(_copied_metadata(stream.metadata, options.strip_metadata))
             for packet in item.packets:
                 packet.stream = streams[packet.stream.index]

@@ -70,6 +70,8 @@ def test_import_loads_no_model_and_launches_nothing():
 
 
 def test_spaces_is_used_only_on_zero_gpu(tmp_path):
+    import app
+
     fake = tmp_path / "spaces.py"  # stands in for Hugging Face's `spaces` package
     fake.write_text(
         "WRAPPED = []\n"
@@ -91,7 +93,7 @@ def test_spaces_is_used_only_on_zero_gpu(tmp_path):
         assert done.returncode == 0, done.stderr
         outputs[marker] = done.stdout.strip().splitlines()[-1]
     assert outputs[""] == "False []"  # gradio may import an installed `spaces`; the app wraps nothing
-    assert outputs["true"] == "True [60]"
+    assert outputs["true"] == f"True [{app.ZERO_GPU_DURATION_S}, {app.ZERO_GPU_VIDEO_DURATION_S}]"  # photos, videos
 
 
 @needs_reference

@@ -1,7 +1,8 @@
 """`python app.py` started as a process, the way a Hugging Face Space and a user start it: with
 `--model`, with `$CLIPLIT_MODEL` alone, and with neither (the default `clip-lit` from cliplit's cache,
 as after its one download), on ZeroGPU with a stand-in `spaces` package; each answers `/enhance`
-through `gradio_client` with the published pixels and stops cleanly on SIGTERM, removing its files."""
+through `gradio_client` with the published pixels (and two answer `/enhance_video` too), and stops
+cleanly on SIGTERM, removing its files."""
 
 from __future__ import annotations
 
@@ -37,6 +38,18 @@ def assert_published_pixels(url: str) -> None:
     assert np.abs(got - golden).max() <= MAX_LEVEL_DIFFERENCE
 
 
+def assert_video_served(url: str, folder: Path) -> None:
+    """`/enhance_video` on a small generated clip gives every frame back, at the same times, with its audio."""
+    from gradio_client import Client, handle_file
+    from video_clips import read_video_frames, stream_packets, write_test_clip
+
+    clip = write_test_clip(folder / "clip.mp4", frames=4, vfr=True)
+    video, status = Client(url, verbose=False).predict(handle_file(str(clip)), 1.0, False, True, api_name="/enhance_video")
+    assert "4 frames" in status
+    assert np.allclose(read_video_frames(video)[1], read_video_frames(clip)[1])
+    assert stream_packets(video, "audio") == stream_packets(clip, "audio")
+
+
 @contextlib.contextmanager
 def app_process(tmp_path: Path, args: list[str] = (), **env: str):
     """`python app.py ARGS` from the repository root, with its own temporary folder (`TMPDIR`) so that
@@ -60,6 +73,7 @@ def app_process(tmp_path: Path, args: list[str] = (), **env: str):
 def test_started_with_model_serves_the_published_pixels_and_stops_cleanly(tmp_path, converted_model_dir):
     with app_process(tmp_path, ["--model", str(converted_model_dir)]) as served:
         assert_published_pixels(served.url)
+        assert_video_served(served.url, tmp_path)
 
 
 def test_started_with_only_the_environment_variable(tmp_path, converted_model_dir):
@@ -105,5 +119,7 @@ def test_zero_gpu_runs_each_enhancement_inside_spaces_gpu(tmp_path, converted_mo
     with app_process(tmp_path, ["--model", str(converted_model_dir)], **env) as served:
         assert not log.exists()  # nothing runs on the GPU before a request
         assert_published_pixels(served.url)
+        assert_video_served(served.url, tmp_path)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls and all(call == {"function": "_run_model", "duration": 60} for call in calls)
+    assert calls[:-1] and all(call == {"function": "_run_model", "duration": 60} for call in calls[:-1])
+    assert calls[-1] == {"function": "_run_video", "duration": 120}  # the whole video inside one GPU call

@@ -5,6 +5,7 @@ and every bad input refused with one line and nothing written."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +85,47 @@ def test_odd_sizes_and_10_bit_are_kept(tmp_path, reference_model, encoder, pix_f
         assert [(f.width, f.height) for f in frames] == [size] * 6
         assert container.streams.video[0].codec_context.pix_fmt == expected_fmt
         assert stream_packets(tmp_path / "out.mkv", "audio") == stream_packets(clip, "audio")
+
+
+def test_subtitle_and_timecode_streams_are_kept(tmp_path):
+    """Subtitles are copied packet for packet; a QuickTime timecode track, which FFmpeg's mov muxer cannot
+    take as a copy, is left out with a note and written anew by the muxer from the video's tag."""
+    subtitled = write_test_clip(tmp_path / "talk.mkv", frames=6, subtitles=["one", "two", "three"])
+    timecoded = write_test_clip(tmp_path / "take.mov", frames=6, timecode="01:02:03:04")
+    result = run_cli(subtitled, timecoded, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert stream_packets(tmp_path / "out" / "talk.mkv", "subtitles") == stream_packets(subtitled, "subtitles") != []
+    assert stream_packets(tmp_path / "out" / "talk.mkv", "audio") == stream_packets(subtitled, "audio")
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "take.mov: stream #2 (data, TimeCodeHandler)" in notes[0], result.stderr
+    with av.open(str(tmp_path / "out" / "take.mov")) as container:
+        assert [s.type for s in container.streams] == ["video", "audio", "data"]
+        assert {s.metadata.get("timecode") for s in container.streams if s.type != "audio"} == {"01:02:03:04"}
+        assert len(list(container.decode(video=0))) == 6
+    assert stream_packets(tmp_path / "out" / "take.mov", "audio") == stream_packets(timecoded, "audio")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["take.mov", "talk.mkv"]  # no trial file left
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate is not installed")
+def test_accelerate_launch_splits_videos_and_images_across_processes(tmp_path):
+    (tmp_path / "in").mkdir()
+    clips = [write_test_clip(tmp_path / "in" / f"clip{i}.mp4", frames=4) for i in range(3)]
+    Image.fromarray(np.full((24, 32, 3), 60, np.uint8)).save(tmp_path / "in" / "photo.png")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    launched = subprocess.run(
+        ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "--multi_gpu", "-m", "cliplit", "enhance", str(tmp_path / "in"),
+         "--model", str(ENHANCEMENT_CHECKPOINT), "-o", str(tmp_path / "out"), "-q"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip0.mp4", "clip1.mp4", "clip2.mp4", "photo.png"]
+    shares = sorted(line for line in launched.stderr.splitlines() if line.startswith("process "))
+    assert [line.split(":")[0] for line in shares] == ["process 0/2", "process 1/2"], launched.stderr[-2000:]
+    assert [int(line.split(": ")[1].split()[0]) for line in shares] == [2, 2]  # each file once, round-robin
+    for clip in clips:
+        frames, times = read_video_frames(tmp_path / "out" / clip.name)
+        assert len(frames) == 4 and np.allclose(times, read_video_frames(clip)[1])
 
 
 def _corrupt_middle_frame(clip, target):
