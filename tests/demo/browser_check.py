@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,8 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
 SCREENSHOT = REPO_ROOT / "test-artifacts" / "app_enhanced.png"
+VIDEO_SCREENSHOT = REPO_ROOT / "test-artifacts" / "app_video.png"
+VIDEO_FRAMES = 4
 VIEWPORT = {"width": 1400, "height": 1100}
 PAGE_LOAD_TIMEOUT_MS = 60_000
 ENHANCE_TIMEOUT_MS = 300_000  # CPU inference on a shared 2-core machine; not a performance check
@@ -54,7 +57,8 @@ def require_browser() -> str:
 
 def check_page_in_browser(url: str, tmp_path: Path) -> None:
     """Upload a text file (a message), then the smallest reference photo (a preview), click Enhance, and
-    download the full-resolution PNG from the page."""
+    download the full-resolution PNG from the page; then, in the Video tab, enhance a small clip in fast
+    mode and play the result's first frame in the page's video element."""
     executable = require_browser()
     from playwright.sync_api import expect, sync_playwright
 
@@ -88,6 +92,25 @@ def check_page_in_browser(url: str, tmp_path: Path) -> None:
             assert download.ok
             with Image.open(io.BytesIO(download.body())) as image:
                 assert (image.format, image.size) == ("PNG", (width, height))  # full resolution
+            check_video_tab(page, tmp_path)
         finally:
             browser.close()
-    assert SCREENSHOT.stat().st_size > 0
+    assert SCREENSHOT.stat().st_size > 0 and VIDEO_SCREENSHOT.stat().st_size > 0
+
+
+def check_video_tab(page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+    from video_clips import write_test_clip
+
+    clip = write_test_clip(tmp_path / "walk.mp4", frames=VIDEO_FRAMES, width=96, height=64)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    page.locator("#video-fast input[type=checkbox]").check()
+    page.locator("#enhance-video-button").click()
+    expect(page.locator("#video-status")).to_contain_text(f"Enhanced {VIDEO_FRAMES} frames", timeout=ENHANCE_TIMEOUT_MS)
+    expect(page.locator("#video-status")).to_contain_text("fast mode")
+    player = page.locator("#output-video video")
+    expect(player).to_have_attribute("src", re.compile(r"walk_enhanced\.mp4$"))
+    # the browser decodes it: H.264 4:2:0 in MP4 plays in Chromium
+    page.wait_for_function("document.querySelector('#output-video video').readyState >= 2", timeout=PAGE_LOAD_TIMEOUT_MS)
+    page.screenshot(path=str(VIDEO_SCREENSHOT), full_page=True)
