@@ -4,7 +4,8 @@ FFmpeg's muxers refuse some streams they demux: a QuickTime timecode track (`tmc
 writes itself from the video stream's `timecode` tag), the iPhone's `mebx` metadata tracks, some
 codecs in some containers. The refusal comes late, when the header or the trailer is written, and it
 fails the whole file. So before the real run, `copyable_streams` copies the first packets of each
-stream, beside the main video stream (copied too), into a small trial file of the output's container:
+stream (those up to the video's 8th packet), beside the main video stream (copied too), into a small
+trial file of the output's container:
 the streams that fail there are left out, with a note naming them, instead of failing the video.
 """
 
@@ -18,7 +19,7 @@ from ..errors import display_name
 from .reading import import_av
 
 COPIED_TYPES = ("audio", "subtitle", "data", "video", "attachment")
-TRIAL_PACKETS = 4  # packets of each stream copied into the trial file
+TRIAL_PACKETS = 8  # packets of each stream copied into the trial file, up to the video's 8th
 TRIAL_MARK = ".trial"
 
 
@@ -41,8 +42,9 @@ def _left_out_note(name: str, kind: str, description: str, timecode: bool) -> st
     return note + " (the timecode itself is kept: the muxer writes it anew from the video's tag)" if timecode else note
 
 
-def _trial_copy(source: Path, trial: Path, indices: set[int]) -> bool:
-    """True when the streams `indices` of `source` can be copied together into a file named like `trial`."""
+def _trial_copy(source: Path, trial: Path, video_index: int, indices: set[int]) -> bool:
+    """True when the streams `indices` of `source` (`video_index` among them) can be copied together into
+    a file named like `trial`, with the packets that come up to the video's `TRIAL_PACKETS`-th."""
     av = import_av()
     try:
         with av.open(os.fspath(source), metadata_errors="ignore") as container:
@@ -50,13 +52,13 @@ def _trial_copy(source: Path, trial: Path, indices: set[int]) -> bool:
             try:
                 streams = {s.index: output.add_stream_from_template(s) for s in container.streams if s.index in indices}
                 counts = dict.fromkeys(streams, 0)
-                for packet in container.demux():
+                for packet in container.demux():  # to the video's TRIAL_PACKETS-th packet: a few frames of the file
                     index = packet.stream.index
                     if index in counts and packet.dts is not None and packet.size and counts[index] < TRIAL_PACKETS:
                         counts[index] += 1
                         packet.stream = streams[index]
                         output.mux(packet)
-                    if all(count >= TRIAL_PACKETS for count in counts.values()):
+                    if counts.get(video_index, 0) >= TRIAL_PACKETS:
                         break
             finally:
                 output.close()
@@ -78,10 +80,10 @@ def copyable_streams(source: str | os.PathLike, container, video_index: int, tar
     trial = target.with_name(f".{target.name}.{os.getpid()}{TRIAL_MARK}{target.suffix}")
     others = {s.index: _describe(s) for s in container.streams if s.index != video_index and s.type in COPIED_TYPES}
     timecodes = {s.index for s in container.streams if "timecode" in s.metadata}
-    if not others or _trial_copy(source, trial, {video_index, *others}) or not _trial_copy(source, trial, {video_index}):
+    if not others or _trial_copy(source, trial, video_index, {video_index, *others}) or not _trial_copy(source, trial, video_index, {video_index}):
         return StreamCopyPlan(frozenset(others))
-    copied = {index for index in others if _trial_copy(source, trial, {video_index, index})}
-    if not _trial_copy(source, trial, {video_index, *copied}):
+    copied = {index for index in others if _trial_copy(source, trial, video_index, {video_index, index})}
+    if not _trial_copy(source, trial, video_index, {video_index, *copied}):
         copied = set()
     name, kind = display_name(source), target.suffix.lstrip(".")
     notes = [_left_out_note(name, kind, others[index], {index, video_index} <= timecodes)
