@@ -3,7 +3,8 @@
 Usage (from the repository root):
 
     python bench/video_stability.py --model ../shared/reference/clip-lit/enhancement_model.pth \
-        --photos ../shared/reference/clip-lit/images [--frames 24] [--size 192x256] [--weights 1 0.5 0.2 0.1]
+        --photos ../shared/reference/clip-lit/images [--frames 24] [--size 192x256] [--weights 1 0.5 0.2 0.1] \
+        [--mode exact|fast] [--denoise off|auto|S]
 
 For each photo and scene (`cliplit.video.scenes`: pan, a bright region entering, exposure flicker,
 noise, a scene cut) the script prints the warping error (`cliplit.video.stability`, x 1e4) of the
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.5, 0.2, 0.1],
                         help="smoothing weights of the newest frame (1: per frame)")
     parser.add_argument("--mode", default="exact", choices=("exact", "fast"))
+    parser.add_argument("--denoise", default="off", help="the engine's --denoise setting (off, auto or S)")
     args = parser.parse_args(argv)
 
     from cliplit.engine.enhancer import Enhancer
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
     configure_cpu()
     height, width = (int(v) for v in args.size.split("x"))
     photos = sorted(Path(args.photos).glob("*.jpg")) if Path(args.photos).is_dir() else [Path(args.photos)]
-    enhancer = Enhancer(load_network(args.model), mode=args.mode)
+    enhancer = Enhancer(load_network(args.model), mode=args.mode, denoise=args.denoise)
     print(f"{'photo':<14} {'scene':<17} {'input':>8} {'g2*input':>8} " + " ".join(f"{'w=' + format(w, 'g'):>8}" for w in args.weights)
           + "   " + " ".join(f"{'PSNR w=' + format(w, 'g'):>11}" for w in args.weights if w != 1))
     totals: dict[str, list] = {}
