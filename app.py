@@ -320,15 +320,15 @@ def build_demo(
         """Enhance a backlit video (same container, timestamps, audio and subtitles); returns (video, status)."""
         if not path:
             raise gr.Error("Upload a backlit video first.", print_exception=False)
-        total = [None]
+        counts = {"done": 0, "total": None}  # this call's frames: enhanced, and expected (None: unknown)
 
         def start(estimated: int) -> None:
-            total[0] = estimated or None
-            progress((0, total[0]), desc="Enhancing", unit="frames")
+            counts["total"] = estimated or None
+            progress((0, counts["total"]), desc="Enhancing", unit="frames")
 
-        def frame_done(done=[0]) -> None:
-            done[0] += 1
-            progress((done[0], total[0]), desc="Enhancing", unit="frames")
+        def frame_done() -> None:
+            counts["done"] += 1
+            progress((counts["done"], counts["total"]), desc="Enhancing", unit="frames")
 
         started = time.perf_counter()
         try:
