@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +247,10 @@ def _candidate_methods():
     def ours_without_deblocking(pixels, gain, plan):
         return ours(pixels, gain, denoise.DenoisePlan(plan.sigma, None))
 
+    def ours_without_chroma_upsampling(pixels, gain, plan):  # the decoder's 4:2:0 chroma, luma-guided filter
+        jpeg = replace(plan.jpeg, chroma_table=None) if plan.jpeg is not None else None
+        return ours(pixels, gain, denoise.DenoisePlan(plan.sigma, jpeg))
+
     def gaussian(pixels, gain, plan):
         return cv2.GaussianBlur(pixels, (5, 5), 1.0)
 
@@ -263,7 +267,8 @@ def _candidate_methods():
         codes = _to_uint8(pixels)
         return cv2.fastNlMeansDenoisingColored(codes, None, strength, strength, 5, 15).astype(np.float32) / EIGHT_BIT
 
-    return {"ours (auto)": ours, "ours, no deblocking": ours_without_deblocking, "gaussian 5x5": gaussian,
+    return {"ours (auto)": ours, "ours, no deblocking": ours_without_deblocking,
+            "ours, no chroma upsampling": ours_without_chroma_upsampling, "gaussian 5x5": gaussian,
             "bilateral RGB": rgb_bilateral, "guided RGB": rgb_guided, "non-local means": non_local_means}
 
 
@@ -305,10 +310,10 @@ def compare_candidates(engine, scenes, degradations, width) -> None:
                 mixed = decoded.pixels + weight * (cleaned - decoded.pixels)
                 gains[degradation][method_name].append(psnr(enhanced(mixed), reference, shadows) - off)
     print(f"shadow PSNR gain over --denoise off (dB, mean over {', '.join(scenes)} at {width} px; same map, gain weight, noise estimate)")
-    print(f"{'method':<22}" + "".join(f"{d:>15}" for d in degradations) + f"{'CPU vs network':>16}")
+    print(f"{'method':<28}" + "".join(f"{d:>15}" for d in degradations) + f"{'CPU vs network':>16}")
     for method_name in methods:
         cells = "".join(f"{np.mean(gains[d][method_name]):>+15.2f}" for d in degradations)
-        print(f"{method_name:<22}{cells}{np.mean(cost[method_name]):>16.1%}")
+        print(f"{method_name:<28}{cells}{np.mean(cost[method_name]):>16.1%}")
 
 
 def main(argv=None) -> int:

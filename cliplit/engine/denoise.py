@@ -12,9 +12,10 @@ on. The illumination map itself is the network's, unchanged. D works in YCbCr (t
 
 1. **JPEG deblocking of the luma** (only when the input is a JPEG whose quantization tables are known,
    `cliplit.imaging.jpeg`): a decoded JPEG lies, in every 8x8 block, within half a quantization step of
-   the DCT coefficients the file holds. Smoothing the luma (the average of a bilateral filter and
-   non-local means) and projecting it back into that set (`project_on_quantization`) removes block
-   edges and ringing without inventing detail the file rules out (projection-onto-convex-sets deblocking).
+   the DCT coefficients the file holds. Smoothing the luma (a bilateral filter; non-local means) and
+   projecting each result back into that set (`project_on_quantization`), then averaging the two,
+   removes block edges and ringing without inventing detail the file rules out
+   (projection-onto-convex-sets deblocking).
 2. **Guided upsampling of 4:2:0 chroma** (`upsample_chroma`, JPEGs whose chroma the file holds at half
    resolution, as phones and Pillow save them): the decoder's chroma is brought back to the file's
    half-resolution grid, filtered there guided by the luma's 2x2 means and projected onto the chroma's
@@ -61,11 +62,11 @@ DEBLOCK_ITERATIONS = 1  # smoothing + projection rounds of the JPEG luma
 DEBLOCK_RADIUS = 2
 DEBLOCK_SPACE_SIGMA = 1.5
 DEBLOCK_RANGE_PER_STEP = 0.5  # the deblocking smoother's colour range, in DC quantization steps
-# ... averaged with a non-local means filter (OpenCV, on 16-bit codes: L1 patch distances)
+# ... and a non-local means filter (OpenCV, on 16-bit codes: L1 patch distances), each projected, averaged
 DEBLOCK_NLM_SHARE = 0.5
 DEBLOCK_NLM_H_PER_STEP = 0.25  # its filtering strength, in DC quantization steps
 DEBLOCK_NLM_TEMPLATE = 3  # patch side
-DEBLOCK_NLM_SEARCH = 11  # search window side
+DEBLOCK_NLM_SEARCH = 15  # search window side
 NLM_CODES_PER_LEVEL = 64  # 16-bit codes per 8-bit level (255 * 64 < 2**16)
 LEVEL_SHIFT = 128.0  # JPEG transforms values - 128 (so a DC cell is where the encoder's was)
 # 4:2:0 chroma (`upsample_chroma`): guided upsampling from the file's half-resolution chroma
@@ -217,8 +218,8 @@ def _nonlocal_means(plane: np.ndarray, strength: float) -> np.ndarray:
 def deblock_luma(luma: np.ndarray, jpeg: JpegCompression) -> np.ndarray:
     """
     `luma` (H, W) float32 in [0, 1], decoded from a JPEG whose 8x8 block grid starts at its top-left
-    pixel -> the luma deblocked by alternate smoothing (the average of a bilateral filter and non-local
-    means) and projection onto the quantization set.
+    pixel -> the luma deblocked by smoothing (a bilateral filter, non-local means) and projection onto the
+    quantization set: the average of the two smoothed planes' projections.
     """
     import cv2
 
@@ -232,8 +233,9 @@ def deblock_luma(luma: np.ndarray, jpeg: JpegCompression) -> np.ndarray:
         bilateral = cv2.bilateralFilter(plane, 2 * DEBLOCK_RADIUS + 1, DEBLOCK_RANGE_PER_STEP * dc_step,
                                         DEBLOCK_SPACE_SIGMA, borderType=cv2.BORDER_REFLECT)
         nonlocal_means = _nonlocal_means(plane, DEBLOCK_NLM_H_PER_STEP * dc_step)
-        smooth = bilateral + DEBLOCK_NLM_SHARE * (nonlocal_means - bilateral)
-        plane = project_on_quantization(smooth - LEVEL_SHIFT, low, high, dct) + LEVEL_SHIFT
+        bilateral, nonlocal_means = (project_on_quantization(smooth - LEVEL_SHIFT, low, high, dct) + LEVEL_SHIFT
+                                     for smooth in (bilateral, nonlocal_means))
+        plane = bilateral + DEBLOCK_NLM_SHARE * (nonlocal_means - bilateral)  # the set is convex: still in it
     return plane[:height, :width] / LEVELS
 
 
