@@ -31,7 +31,7 @@ SPEC.loader.exec_module(quality)
 SCENE_WIDTH = 128  # the small case: the synthetic scene, 128 x 96
 # Shadow PSNR that `auto` must gain over `off` on the small case (measured there: docs/denoise.md gives
 # the full benchmark): JPEG q75 and ISO 1600 noise.
-JPEG_MARGIN_DB = 0.7
+JPEG_MARGIN_DB = 1.2  # measured +1.6 (4:2:0 chroma upsampled, luma deblocked)
 NOISE_MARGIN_DB = 3.0
 SEAM_TOLERANCE = 1e-5  # tiled against one pass: float rounding (OpenCV's bilateral range table spans each tile's values)
 ONE_LEVEL = 1 / 255
