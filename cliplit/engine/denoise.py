@@ -18,9 +18,9 @@ on. The illumination map itself is the network's, unchanged. D works in YCbCr (t
    (projection-onto-convex-sets deblocking).
 2. **Guided upsampling of 4:2:0 chroma** (`upsample_chroma`, JPEGs whose chroma the file holds at half
    resolution, as phones and Pillow save them): the decoder's chroma is brought back to the file's
-   half-resolution grid, filtered there guided by the luma's 2x2 means and projected onto the chroma's
+   half-resolution grid, filtered there guided by the 2x2 means of the luma (of steps 1 and 3), projected onto the chroma's
    quantization set; the guided filter's local linear model chroma = a luma + b is then fitted there,
-   and a, b upsampled and applied to the full-resolution deblocked luma (He et al.'s guided upsampling,
+   and a, b upsampled and applied to the full-resolution cleaned luma (He et al.'s guided upsampling,
    the chroma-from-luma idea of AV1), and projected once more.
 3. **An edge-preserving filter**: a bilateral filter of the luma whose colour range follows the noise
    level sigma, and (other inputs) a guided filter of the chroma, guided by the luma (chroma noise and
@@ -274,7 +274,7 @@ def decoded_chroma_plane(chroma: np.ndarray) -> np.ndarray:
 
 def upsample_chroma(luma: np.ndarray, chroma: np.ndarray, table: np.ndarray, eps: float) -> np.ndarray:
     """
-    One chroma plane (H, W) decoded from a 4:2:0 JPEG, with the (deblocked) `luma` (H, W), both in [0, 1]
+    One chroma plane (H, W) decoded from a 4:2:0 JPEG, with the cleaned `luma` (H, W), both in [0, 1]
     -> the chroma at full resolution, guided by the luma: on the file's half-resolution grid, a guided
     filter (guide: the luma's 2x2 means) projected onto the chroma's quantization set; the guided
     filter's local linear model chroma = a luma + b fitted there, its a and b upsampled and applied to
