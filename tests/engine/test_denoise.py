@@ -158,6 +158,17 @@ def test_tiles_give_the_whole_image_result(clean_scene, degradation):
         assert np.abs(tiled - whole).max() < SEAM_TOLERANCE
 
 
+def test_tiles_give_the_whole_image_result_on_odd_sizes(clean_scene):
+    """A 4:2:0 JPEG of odd width and height: the half-resolution chroma grid ends with a half pair."""
+    decoded = decode_image(quality.degrade(np.ascontiguousarray(clean_scene[:93, :125]), "iso800+jpeg75"))
+    assert decoded.jpeg.chroma_table is not None
+    gain = np.full(decoded.pixels.shape[:2], 3.0, np.float32)
+    plan = denoise.DenoisePlan(2 / 255, decoded.jpeg)
+    whole = denoise.denoise_region(decoded.pixels, gain, plan)
+    for tile in (16, 40):
+        assert np.abs(denoise.denoise_tiled(decoded.pixels, gain, plan, tile) - whole).max() < SEAM_TOLERANCE
+
+
 # ------------------------------------------------------------------------------------ with the network
 @pytest.mark.reference
 def test_off_gives_the_published_pixels(reference_model):
