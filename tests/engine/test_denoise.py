@@ -269,6 +269,19 @@ def test_quality_benchmark_prints_its_table_and_writes_the_crops(tmp_path):
     assert float(ours.split()[2]) > 0 and ours.endswith("%")
 
 
+def test_quality_benchmark_measures_the_cost_on_given_photos(tmp_path, clean_scene):
+    codes = (clean_scene * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(codes).save(tmp_path / "photo.jpg", quality=75)
+    Image.fromarray(codes).save(tmp_path / "photo.png")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "quality.py"), "--model", str(ENHANCEMENT_CHECKPOINT),
+         "--cost", str(tmp_path / "photo.jpg"), str(tmp_path / "photo.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("photo.jpg: 128 x 96 (JPEG, 4:2:0)") and lines[1].startswith("photo.png: 128 x 96 (not a JPEG)")
+    assert all(line.endswith("of exact mode's network") for line in lines)
+
+
 @pytest.mark.reference
 def test_evaluate_takes_the_denoise_option(tmp_path, engines, clean_scene):
     """`cliplit evaluate --denoise auto` scores the denoised enhancement: closer to the clean scene's than off."""
