@@ -13,6 +13,9 @@ import numpy as np
 
 JPEG_BLOCK = 8  # JPEG's DCT blocks are 8 x 8 pixels (of each component's own sampling grid)
 LUMA_TABLE = 0  # the table index of the first component (Y) in every baseline JPEG encoder
+# 4:2:0, as phones and Pillow save: the luma sampled 2 x 2 times as densely as each chroma component
+# (PIL's `layer`: (component id, horizontal, vertical sampling factor, table index) per component)
+CHROMA_SUBSAMPLING = 2
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,13 @@ class JpegCompression:
     Attributes:
         luma_table: (8, 8) float32 quantization steps of the luma DCT coefficients, in 8-bit levels,
             row = vertical frequency, column = horizontal frequency (natural order).
+        chroma_table: the same for the two chroma components, when the file holds them at 4:2:0
+            (half the luma's resolution both ways, their 8x8 blocks 16x16 pixels of the image);
+            None for any other layout (4:4:4, 4:2:2, grayscale, different tables for Cb and Cr).
     """
 
     luma_table: np.ndarray
+    chroma_table: np.ndarray | None = None
 
 
 def jpeg_compression(image) -> JpegCompression | None:
@@ -38,10 +45,31 @@ def jpeg_compression(image) -> JpegCompression | None:
         return None
     if image.mode not in ("RGB", "L"):  # CMYK / YCCK JPEGs: other component layouts
         return None
-    luma = np.asarray(tables[LUMA_TABLE], dtype=np.float32)
-    if luma.size != JPEG_BLOCK * JPEG_BLOCK or not (luma > 0).all():
+    luma = _table(tables[LUMA_TABLE])
+    if luma is None:
         return None
-    return JpegCompression(luma.reshape(JPEG_BLOCK, JPEG_BLOCK))
+    return JpegCompression(luma, _subsampled_chroma_table(image, tables))
 
 
-__all__ = ["JPEG_BLOCK", "JpegCompression", "jpeg_compression"]
+def _table(values) -> np.ndarray | None:
+    table = np.asarray(values, dtype=np.float32)
+    if table.size != JPEG_BLOCK * JPEG_BLOCK or not (table > 0).all():
+        return None
+    return table.reshape(JPEG_BLOCK, JPEG_BLOCK)
+
+
+def _subsampled_chroma_table(image, tables) -> np.ndarray | None:
+    """The chroma table of a 4:2:0 YCbCr JPEG whose Cb and Cr share it, else None."""
+    layer = getattr(image, "layer", None)
+    if image.mode != "RGB" or not layer or len(layer) != 3:
+        return None
+    (_, luma_h, luma_v, _), *chroma = layer
+    if (luma_h, luma_v) != (CHROMA_SUBSAMPLING, CHROMA_SUBSAMPLING) or any((h, v) != (1, 1) for _, h, v, _ in chroma):
+        return None
+    indices = {index for *_, index in chroma}
+    if len(indices) != 1 or next(iter(indices)) not in tables:
+        return None
+    return _table(tables[next(iter(indices))])
+
+
+__all__ = ["CHROMA_SUBSAMPLING", "JPEG_BLOCK", "JpegCompression", "jpeg_compression"]
