@@ -3,7 +3,8 @@
 Usage (from the repository root):
 
     python bench/video_speed.py --model ../shared/reference/clip-lit/enhancement_model.pth \
-        --photo ../shared/reference/clip-lit/images/111_51093504404_o.jpg [--size 1920x1080] [--frames 8] [--modes exact fast]
+        --photo ../shared/reference/clip-lit/images/111_51093504404_o.jpg [--size 1920x1080] [--frames 8] [--modes exact fast] \
+        [--repeat 3]
 
 A clip of `--frames` frames of `--size` (a pan over `--photo`, H.264, with an audio track) is written
 first. For each mode the script prints:
@@ -11,9 +12,12 @@ first. For each mode the script prints:
 - network: `Enhancer.enhance_decoded` on frames already decoded in memory (the network's own fps);
 - pipeline: `VideoEnhancer.enhance_file` on the clip (decoding, conversion, encoding and muxing
   overlapped with the network in threads), and its ratio to the network's fps (the goal is >= 90%);
-- command: one whole `cliplit enhance clip.mp4` process (start-up and model loading included).
+- command: one whole `cliplit enhance clip.mp4` process, start-up and model loading included (its
+  seconds, and frames / seconds; the pipeline figure is the same work without the start-up).
 
-The first frame of each measurement is a warm-up and is not timed. Timings are printed, never asserted.
+Network and pipeline are measured in turn `--repeat` times and the medians are printed (a shared
+machine's speed drifts by 10% from one minute to the next: alternating cancels the drift out of the
+ratio). The first frame of each measurement is a warm-up and is not timed. Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--modes", nargs="+", default=["exact", "fast"], choices=("exact", "fast"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeat", type=int, default=3, help="network and pipeline measured in turn this many times")
     args = parser.parse_args(argv)
 
     import torch
@@ -72,29 +78,31 @@ def main(argv=None) -> int:
         for mode in args.modes:
             enhancer = Enhancer(network, mode=mode, device=device)
             enhancer.enhance_decoded(frames[0])  # warm-up
-            start = time.perf_counter()
-            for frame in frames[1:]:
-                enhancer.enhance_decoded(frame)
-            network_fps = (len(frames) - 1) / (time.perf_counter() - start)
-
             video = VideoEnhancer(enhancer, temporal="off")
-            times: list[float] = []
-            video.enhance_file(clip, Path(folder) / f"out-{mode}.mp4", overwrite=True,
-                               on_frame=lambda: times.append(time.perf_counter()))
-            pipeline_fps = (len(times) - 1) / (time.perf_counter() - times[0])  # from the first frame to the file closed
-
+            network_runs, pipeline_runs = [], []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                for frame in frames[1:]:
+                    enhancer.enhance_decoded(frame)
+                network_runs.append((len(frames) - 1) / (time.perf_counter() - start))
+                times: list[float] = []
+                video.enhance_file(clip, Path(folder) / f"out-{mode}.mp4", overwrite=True,
+                                   on_frame=lambda times=times: times.append(time.perf_counter()))
+                pipeline_runs.append((len(times) - 1) / (time.perf_counter() - times[0]))  # first frame to file closed
+            network_fps, pipeline_fps = statistics.median(network_runs), statistics.median(pipeline_runs)
             start = time.perf_counter()
-            env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
             result = subprocess.run([sys.executable, "-m", "cliplit", "enhance", str(clip), "-o", str(Path(folder) / f"cli-{mode}"),
                                      "--model", args.model, "--mode", mode, "--device", str(device), "--temporal", "off", "--quiet"],
-                                    capture_output=True, text=True, env=env)
+                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
             command_seconds = time.perf_counter() - start
             if result.returncode != 0:
                 print(result.stderr, file=sys.stderr)
                 return 1
             print(f"{mode:<6} network {network_fps:7.3f} fps   pipeline {pipeline_fps:7.3f} fps "
                   f"({100 * pipeline_fps / network_fps:5.1f}% of the network)   "
-                  f"command {args.frames / command_seconds:7.3f} fps ({command_seconds:.1f} s with start-up)", flush=True)
+                  f"command {args.frames / command_seconds:7.3f} fps ({command_seconds:.1f} s with start-up)   (runs: network "
+                  + " ".join(f"{v:.3f}" for v in network_runs) + ", pipeline " + " ".join(f"{v:.3f}" for v in pipeline_runs) + ")",
+                  flush=True)
     return 0
 
 

@@ -40,7 +40,10 @@ MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 KEPT_WHEN_STRIPPED = ("language",)  # stream tags that say nothing about the user
 # Encoders whose 4:2:0 needs even frame sizes: odd sizes are encoded 4:4:4 at the exact size instead.
 EVEN_SIZE_ENCODERS = ("libx264", "libx265")
-QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}, "libsvtav1": {"svtav1-params": "log-level=1"}}
+# Encoder options besides the CRF: x264's "fast" preset (at CRF 18 on 1080p, the same PSNR as its default
+# "medium" for 1% more bytes and half the CPU time, docs/video.md), and quiet logs for x265 and SVT-AV1.
+ENCODER_OPTIONS = {"libx264": {"preset": "fast"}, "libx265": {"x265-params": "log-level=error"},
+                   "libsvtav1": {"svtav1-params": "log-level=1"}}
 
 
 @dataclass(frozen=True)
@@ -302,7 +305,7 @@ def _raise_stage_error(stages: list[_Stage], name: str, target: Path) -> None:
 def _add_video_stream(output, video, first_frame, encoder: str, pixel_format: str, crf: float, frame_rate):
     """The encoded video stream: the source's time base (each frame keeps its timestamp), size, colour
     tags and rotation; quality by constant-rate factor `crf`."""
-    stream = output.add_stream(encoder, rate=frame_rate, options={"crf": f"{crf:g}", **QUIET_OPTIONS.get(encoder, {})})
+    stream = output.add_stream(encoder, rate=frame_rate, options={"crf": f"{crf:g}", **ENCODER_OPTIONS.get(encoder, {})})
     stream.width, stream.height, stream.pix_fmt = first_frame.width, first_frame.height, pixel_format
     stream.time_base = video.time_base
     stream.codec_context.time_base = video.time_base
