@@ -219,7 +219,9 @@ class Runtime:
     def whole(self, pixels: torch.Tensor) -> torch.Tensor:
         """
         The forward pass on the whole image, as one tile covering it: encode, pool the whole feature map
-        (`average_pooled`: float64 sums, as the tiled pass 1), fuse and decode.
+        (`average_pooled`: float64 sums, as the tiled pass 1), fuse and decode. `pixels`: (1, 3, H, W); on
+        the eager path (not the fused CPU pass) also a batch (N, 3, H, W) of images of one size, each
+        pooled on its own: the same maps as N single passes, in one pass on the device.
         """
         height, width = pixels.shape[-2:]
         with torch.inference_mode(), self.workspace() as workspace:

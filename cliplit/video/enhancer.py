@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SettingsError, display_name
 from ..imaging.codec import DecodedImage
 from .reading import VideoLimits
-from .settings import DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, TEMPORAL_MODES
+from .settings import DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH, TEMPORAL_MODES
 from .temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_SMOOTHING_WEIGHT, ContextSmoother, stabilized
 from .transcode import VideoOptions, enhance_video
 
@@ -29,6 +29,8 @@ class VideoEnhancer:
       (`cliplit.video.temporal`); "off" enhances every frame exactly as `Enhancer` enhances an image;
     - `codec` ("h264", "hevc", "av1"), `crf` (None: the codec's default), `strip_metadata`: how it is written;
     - `strength`: the enhancement's strength (None: the engine's own);
+    - `batch_size`: frames enhanced together (`Enhancer.enhance_frames`; None: `GPU_FRAME_BATCH` on a
+      GPU with `temporal="off"`, else 1; smoothing over time needs the frames one by one);
     - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit);
       `limit_options`: the two settings named when a video is refused (None each: not named).
     """
@@ -36,7 +38,7 @@ class VideoEnhancer:
     def __init__(self, enhancer, *, temporal: str = DEFAULT_TEMPORAL, codec: str = DEFAULT_VIDEO_CODEC,
                  crf: float | None = None, strip_metadata: bool = False, max_megapixels: float | None = None,
                  max_seconds: float | None = DEFAULT_MAX_SECONDS, smoothing_weight: float = DEFAULT_SMOOTHING_WEIGHT,
-                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, strength: float | None = None,
+                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, strength: float | None = None, batch_size: int | None = None,
                  limit_options: tuple[str | None, str | None] = ("--max-megapixels", "--max-duration"), **engine_settings):
         from ..engine.enhancer import Enhancer
         from ..model.architecture import check_strength
@@ -47,15 +49,19 @@ class VideoEnhancer:
         self.temporal = temporal
         self.strength = None if strength is None else check_strength(strength)
         self.smoothing_weight, self.cut_threshold = smoothing_weight, cut_threshold
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1 or (batch_size > 1 and temporal == "on")):
+            raise SettingsError(f"batch_size must be a whole number >= 1 (1 with temporal='on'), got {batch_size!r}")
+        if batch_size is None:
+            batch_size = GPU_FRAME_BATCH if self.enhancer.device.type == "cuda" and temporal == "off" else 1
         self.options = VideoOptions(codec=codec, crf=crf, strip_metadata=strip_metadata,
-                                    limits=VideoLimits(max_megapixels, max_seconds, *limit_options))
+                                    limits=VideoLimits(max_megapixels, max_seconds, *limit_options), batch_size=int(batch_size))
 
-    def frame_enhancer(self) -> Callable[[DecodedImage], DecodedImage]:
-        """A function enhancing one video's frames in order (temporal state of its own: one per video)."""
+    def frame_enhancer(self) -> Callable[[list[DecodedImage]], list[DecodedImage]]:
+        """A function enhancing one video's frames in order, a list at a time (temporal state of its own: one per video)."""
         engine = self.enhancer
         if self.temporal == "on":
             engine = stabilized(engine, ContextSmoother(self.smoothing_weight, self.cut_threshold))
-        return lambda image: engine.enhance_decoded(image, self.strength)[0]
+        return lambda images: engine.enhance_frames(images, self.strength)
 
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
                      on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None,

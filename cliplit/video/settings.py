@@ -13,6 +13,7 @@ DEFAULT_VIDEO_CODEC = "h264"
 TEMPORAL_MODES = ("on", "off")
 DEFAULT_TEMPORAL = "off"  # figures in docs/video.md: smoothing the context changes no warping error measurably
 DEFAULT_MAX_SECONDS = 3600.0
+GPU_FRAME_BATCH = 4  # frames enhanced in one pass on a GPU (on a CPU the network already fills every core)
 
 
 def is_video_file(path: str | os.PathLike) -> bool:
@@ -20,5 +21,5 @@ def is_video_file(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
 
 
-__all__ = ["DEFAULT_CRF", "DEFAULT_MAX_SECONDS", "DEFAULT_TEMPORAL", "DEFAULT_VIDEO_CODEC", "TEMPORAL_MODES",
+__all__ = ["DEFAULT_CRF", "DEFAULT_MAX_SECONDS", "DEFAULT_TEMPORAL", "DEFAULT_VIDEO_CODEC", "GPU_FRAME_BATCH", "TEMPORAL_MODES",
            "VIDEO_ENCODERS", "VIDEO_EXTENSIONS", "is_video_file"]

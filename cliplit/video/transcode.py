@@ -50,12 +50,13 @@ ENCODER_OPTIONS = {"libx264": {"preset": "fast"}, "libx265": {"x265-params": "lo
 class VideoOptions:
     """How a video is written: `codec` (h264, hevc, av1), `crf` (None: the codec's default in
     `settings.DEFAULT_CRF`), `strip_metadata` (drop container and stream tags such as creation time
-    and location), and the `limits` of what is read."""
+    and location), the `limits` of what is read, and `batch_size`, the frames enhanced together."""
 
     codec: str = DEFAULT_VIDEO_CODEC
     crf: float | None = None
     strip_metadata: bool = False
     limits: VideoLimits = field(default_factory=VideoLimits)
+    batch_size: int = 1
 
 
 @dataclass
@@ -152,15 +153,15 @@ def _copied_metadata(tags, strip: bool) -> dict:
 def enhance_video(
     source: str | os.PathLike,
     target: str | os.PathLike,
-    enhance_frame: Callable[[DecodedImage], DecodedImage],
+    enhance_frames: Callable[[list[DecodedImage]], list[DecodedImage]],
     options: VideoOptions = VideoOptions(),
     on_start: Callable[[int], None] | None = None,
     on_frame: Callable[[], None] | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> int:
     """
-    Enhance every frame of the video `source` with `enhance_frame` (called in display order, in the calling
-    thread) into `target`, keeping the container, timestamps, colour tags, rotation and the other
+    Enhance every frame of the video `source` with `enhance_frames` (called in display order, in the calling
+    thread, on lists of up to `options.batch_size` frames; it returns them enhanced) into `target`, keeping the container, timestamps, colour tags, rotation and the other
     streams (those its container cannot take back are left out, `cliplit.video.streams`, with a note
     to `on_note(text)`). `on_start(estimated_frames)` is called once the header is read, `on_frame()` per frame
     enhanced. Returns the number of frames written. Raises `VideoError` (one line, naming the file);
@@ -249,13 +250,26 @@ def enhance_video(
             on_start(opened.estimated_frames)
         for stage in stages:
             stage.start()
+        pending: list[_Item] = []  # decoded frames waiting for a full batch, in order
+
+        def enhance_pending() -> None:
+            for item, image in zip(pending, enhance_frames([item.image for item in pending])):
+                item.image = image
+                if on_frame is not None:
+                    on_frame()
+                _put(enhanced, item, stop)
+            pending.clear()
+
         try:
             while (item := _get(decoded, stop)) is not _END:
-                if item.image is not None:
-                    item.image = enhance_frame(item.image)
-                    if on_frame is not None:
-                        on_frame()
-                _put(enhanced, item, stop)
+                if item.image is None:  # the end: the frames before it first, then the packets it carries
+                    enhance_pending()
+                    _put(enhanced, item, stop)
+                    continue
+                pending.append(item)
+                if len(pending) >= options.batch_size:
+                    enhance_pending()
+            enhance_pending()
             _put(enhanced, _END, stop)
             stages[1].join()
         except _Stopped:
