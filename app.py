@@ -40,7 +40,7 @@ from PIL import Image
 
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import resolve_device
-from cliplit.errors import CLIPLITError, ImageReadError, display_name, first_line
+from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from cliplit.imaging.files import OUTPUT_SUFFIX, PIXELS_PER_MEGAPIXEL, read_image, write_image
@@ -96,6 +96,11 @@ def raw_path_image(**kwargs) -> gr.Image:
 
     image.preprocess = preprocess
     return image
+
+
+def _named_by_upload(error: Exception, path: Path) -> str:
+    """`error`'s message with the upload's temporary path replaced by the file's own name."""
+    return str(error).replace(display_name(path), display_name(path.name))
 
 
 @dataclass
@@ -157,7 +162,7 @@ class DemoEnhancer:
         try:  # the pixel limit is checked from the header, before decoding
             return read_image(path, max_megapixels=self.max_megapixels)
         except ImageReadError as error:
-            raise UploadError(str(error).replace(display_name(path), display_name(path.name))) from None
+            raise UploadError(_named_by_upload(error, path)) from None
 
     def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False,
                    denoise: bool = False) -> tuple[DecodedImage, np.ndarray]:
@@ -200,10 +205,7 @@ class DemoEnhancer:
         notes: list[str] = []
         video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
                               max_seconds=self.max_video_seconds, limit_options=(None, None))
-        try:
-            frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append)
-        except (RuntimeError, ValueError, MemoryError) as error:
-            raise UploadError(f"{display_name(source)}: enhancement failed: {first_line(error)}") from None
+        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append)
         return frames, notes
 
     def enhance_video_file(self, path: str, strength: float | None, denoise: bool = False, fast: bool = False,
@@ -222,7 +224,7 @@ class DemoEnhancer:
             return (target, *self.run_video(source, target, strength, fast, denoise, on_start, on_frame))
         except CLIPLITError as error:
             shutil.rmtree(target.parent, ignore_errors=True)
-            raise UploadError(str(error).replace(display_name(source), display_name(source.name))) from None
+            raise UploadError(_named_by_upload(error, source)) from None
 
     def _new_output_path(self, stem: str, suffix: str = OUTPUT_SUFFIX) -> Path:
         self._delete_old_outputs()

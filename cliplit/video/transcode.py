@@ -180,15 +180,6 @@ def enhance_video(
     counts = {"read": 0, "written": 0}
     last_time = [None]  # end of the last decoded frame, in the video stream's time base
     input_container, video = opened.container, opened.video
-    try:
-        copy_plan = copyable_streams(source, input_container, video.index, partial)
-    except BaseException:
-        input_container.close()
-        raise
-    for note in copy_plan.notes:
-        if on_note is not None:
-            on_note(note)
-
     def read() -> None:
         video.thread_type = "AUTO"
         video.codec_context.options = {"err_detect": "explode"}  # a corrupt frame is an error, not concealed
@@ -246,6 +237,10 @@ def enhance_video(
 
     stages = [_Stage(read, stop, "cliplit-video-read"), _Stage(write, stop, "cliplit-video-write")]
     try:
+        copy_plan = copyable_streams(source, input_container, video.index, partial)  # read by `read` and `write`
+        for note in copy_plan.notes:
+            if on_note is not None:
+                on_note(note)
         if on_start is not None:
             on_start(opened.estimated_frames)
         for stage in stages:
@@ -253,7 +248,11 @@ def enhance_video(
         pending: list[_Item] = []  # decoded frames waiting for a full batch, in order
 
         def enhance_pending() -> None:
-            for item, image in zip(pending, enhance_frames([item.image for item in pending])):
+            try:
+                images = enhance_frames([item.image for item in pending])
+            except (RuntimeError, ValueError, MemoryError) as error:  # the network's (out of memory, ...): one line
+                raise VideoError(f"{name}: enhancement failed: {first_line(error)}") from None
+            for item, image in zip(pending, images):
                 item.image = image
                 if on_frame is not None:
                     on_frame()
