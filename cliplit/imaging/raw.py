@@ -49,6 +49,8 @@ def _without_libraw_messages(path: Path):
     LibRaw prints its data errors ("<file>: Unexpected end of file") on the process's stderr, which would
     add a second line to the one-line error. While LibRaw runs, file descriptor 2 goes to a temporary
     file; afterwards everything written there is passed on, except LibRaw's lines about `path`.
+    Nothing is flushed here: a flush would write out another thread's half-written line. The entry
+    points write each line whole (`safety/boundary.py`), so a line lands before or in that file, never cut.
     """
     try:
         stderr_fd = sys.stderr.fileno()
@@ -56,13 +58,11 @@ def _without_libraw_messages(path: Path):
         yield
         return
     with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
         saved = os.dup(stderr_fd)
         os.dup2(captured.fileno(), stderr_fd)
         try:
             yield
         finally:
-            sys.stderr.flush()
             os.dup2(saved, stderr_fd)
             os.close(saved)
             captured.seek(0)

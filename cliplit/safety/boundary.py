@@ -10,6 +10,7 @@ stderr, `error: <file>: <reason>`:
   while that cleanup runs (so a second Ctrl-C cannot leave a partial file), and the status is 130;
 - a closed stdout (`cliplit models | head`) ends quietly: the work goes on, files and reports are
   still written, and what would have been printed is dropped;
+- every line on stdout and stderr is written whole, in one write (no thread's line is cut by another's);
 - anything else is one line naming its type (`CLIPLIT_DEBUG=1` shows the traceback).
 """
 
@@ -30,11 +31,22 @@ INTERRUPTED_MESSAGE = "interrupted (outputs written so far are complete; rerun t
 STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
 
-class QuietWhenClosed:
-    """A text stream that drops what it cannot write once its reader has gone (EPIPE), instead of raising."""
+class WholeLinesQuietWhenClosed:
+    """
+    A text stream that writes whole lines, each in one write, and drops what it cannot write once its
+    reader has gone (EPIPE) instead of raising.
+
+    `print` and `tqdm.write` write a line's text and its newline separately; on Python's unbuffered
+    stderr each is its own write to file descriptor 2. While another thread points that descriptor
+    elsewhere for a moment (LibRaw's messages are filtered so, `cliplit/imaging/raw.py`), a line could be
+    cut in two there. Held here until its newline (or a flush: tqdm flushes its bar), a line is written
+    whole, before or after such a moment.
+    """
 
     def __init__(self, stream):
         self._stream = stream
+        self._partial_line = ""
+        self._lock = threading.Lock()  # the threads of one run share the stream
         self.closed_by_reader = False
 
     def _reader_gone(self) -> None:
@@ -46,31 +58,35 @@ class QuietWhenClosed:
         except (OSError, ValueError, AttributeError):
             pass
 
-    def write(self, text: str) -> int:
-        if self.closed_by_reader:
-            return len(text)
+    def _guarded(self, operation: Callable[[], object]) -> None:
+        """Run `operation` on the stream; a reader that has gone turns it (and all later ones) into nothing."""
         try:
-            return self._stream.write(text)
+            operation()
         except BrokenPipeError:
             self._reader_gone()
-            return len(text)
         except ValueError:
             if not getattr(self._stream, "closed", False):
                 raise  # not a closed stream (an encoding error, say): not ours to hide
             self.closed_by_reader = True
-            return len(text)
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self.closed_by_reader:
+                return len(text)
+            lines, newline, self._partial_line = (self._partial_line + text).rpartition("\n")
+            if newline:
+                self._guarded(lambda: self._stream.write(lines + newline))
+        return len(text)
 
     def flush(self) -> None:
-        if self.closed_by_reader:
-            return
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            self._reader_gone()
-        except ValueError:
-            if not getattr(self._stream, "closed", False):
-                raise
-            self.closed_by_reader = True
+        with self._lock:
+            if self.closed_by_reader:
+                return
+            pending, self._partial_line = self._partial_line, ""
+            if pending:
+                self._guarded(lambda: self._stream.write(pending))
+            if not self.closed_by_reader:
+                self._guarded(self._stream.flush)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -110,8 +126,8 @@ def run_entry_point(command: Callable[[], int | None], failure_status: int = EXI
             previous[number] = signal.signal(number, handler)
     streams = {name: getattr(sys, name) for name in ("stdout", "stderr")}
     for name, stream in streams.items():
-        if not isinstance(stream, QuietWhenClosed):
-            setattr(sys, name, QuietWhenClosed(stream))
+        if not isinstance(stream, WholeLinesQuietWhenClosed):
+            setattr(sys, name, WholeLinesQuietWhenClosed(stream))
     try:
         try:
             status = command()
@@ -145,4 +161,4 @@ def run_entry_point(command: Callable[[], int | None], failure_status: int = EXI
                 signal.signal(number, earlier)
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "QuietWhenClosed", "describe_os_error", "run_entry_point"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "WholeLinesQuietWhenClosed", "describe_os_error", "run_entry_point"]

@@ -22,6 +22,7 @@ from photo_files import (
     DATE_TAKEN,
     GPS_LATITUDE,
     display_p3_profile,
+    linear_backlit_scene,
     write_camera_jpeg,
     write_dng,
     write_heic,
@@ -200,8 +201,6 @@ def test_raw_and_jpeg_with_the_same_stem_are_named_apart(tmp_path):
 @pytest.mark.reference
 def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_path):
     good = write_camera_jpeg(tmp_path / "good.jpg")
-    from photo_files import linear_backlit_scene
-
     dng = write_dng(tmp_path / "whole.dng", linear_backlit_scene(128, 160)).read_bytes()
     (tmp_path / "truncated.dng").write_bytes(dng[: len(dng) // 3])
     (tmp_path / "notraw.nef").write_bytes(b"this is no camera's RAW file" * 40)
@@ -220,6 +219,51 @@ def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_pat
     assert {p.name for p in out.iterdir()} == {"good.png"}  # nothing partial
     other_lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("error:")]
     assert not other_lines, result.stderr  # LibRaw's own messages are not passed on
+
+
+@pytest.mark.reference
+def test_libraw_messages_filtered_in_a_reader_thread_never_cut_the_lines_printed_meanwhile(tmp_path):
+    # The CLI decodes RAWs in reader threads while the main thread prints one `error:` line per bad file;
+    # LibRaw's own message is filtered by pointing file descriptor 2 elsewhere for a moment. Here that
+    # happens 300 times while lines are printed, as print and tqdm.write print them.
+    dng = write_dng(tmp_path / "whole.dng", linear_backlit_scene(128, 160)).read_bytes()
+    (tmp_path / "truncated.dng").write_bytes(dng[: len(dng) // 2])
+    script = f"""
+import sys, threading
+from tqdm import tqdm
+from cliplit.errors import ImageReadError
+from cliplit.imaging.raw import read_raw
+from cliplit.safety.boundary import run_entry_point
+
+sys.setswitchinterval(1e-6)  # the threads take turns as often as they can: a loaded machine's worst case
+reading_done = threading.Event()
+
+def read_truncated_raws():
+    for _ in range(300):
+        try:
+            read_raw({os.fspath(tmp_path / "truncated.dng")!r})
+        except ImageReadError:
+            pass
+    reading_done.set()
+
+def command():
+    threading.Thread(target=read_truncated_raws).start()
+    printed = 0
+    while not reading_done.is_set():
+        print(f"error: line {{printed}} from print", file=sys.stderr)
+        tqdm.write(f"error: line {{printed}} from tqdm", file=sys.stderr)
+        printed += 1
+    print(printed)
+
+sys.exit(run_entry_point(command))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    printed = int(result.stdout)
+    expected = {f"error: line {index} from {writer}" for index in range(printed) for writer in ("print", "tqdm")}
+    lines = result.stderr.splitlines()
+    assert printed > 300 and len(lines) == len(expected), (printed, len(lines))
+    assert set(lines) == expected, [line for line in lines if line not in expected][:5]  # no LibRaw line either
 
 
 @pytest.mark.reference
