@@ -341,7 +341,7 @@ def _print_row(mode: str, record, baseline) -> None:
     compile_note = f", compile {record['compile_seconds']:.1f} s (excluded)" if record["compile_seconds"] else ""
     per_image = ", ".join(f"{i['image'][:12]} {i['megapixels']:.2f} MP {i['seconds']:.2f} s" for i in images)
     print(
-        f"{mode:11s} {mps:7.4f} MP/s  {sum(i['seconds'] for i in images) / len(images):8.2f} s/image  "
+        f"{mode:11s} {mps:9.6f} MP/s  {sum(i['seconds'] for i in images) / len(images):8.2f} s/image  "
         f"peak {record['peak_bytes'] / BYTES_PER_GIB:6.2f} GiB  vs baseline {ratio}  {fid}{compile_note}  [{per_image}]",
         flush=True,
     )

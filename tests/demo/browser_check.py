@@ -105,6 +105,8 @@ def check_video_tab(page, tmp_path: Path) -> None:
     clip = write_test_clip(tmp_path / "walk.mp4", frames=VIDEO_FRAMES, width=96, height=64)
     page.get_by_role("tab", name="Video").click()
     page.locator("#input-video input[type=file]").set_input_files(str(clip))
+    # set_input_files only starts the upload: the clip is on the server once the input shows its player
+    expect(page.locator("#input-video video")).to_have_count(1, timeout=ENHANCE_TIMEOUT_MS)
     page.locator("#video-fast input[type=checkbox]").check()
     page.locator("#enhance-video-button").click()
     expect(page.locator("#video-status")).to_contain_text(f"Enhanced {VIDEO_FRAMES} frames", timeout=ENHANCE_TIMEOUT_MS)

@@ -199,9 +199,12 @@ def test_an_interrupted_batch_leaves_no_partial_file_and_a_rerun_completes_it(tm
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cliplit", "enhance", *map(str, inputs), "--model", str(model_dir), "-o", str(out), "-q"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not any(p.suffix == ".png" and not p.name.startswith(".") for p in out.glob("*")):
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not any(
+            p.suffix == ".png" and not p.name.startswith(".") for p in out.glob("*")):
         time.sleep(0.05)
+    if process.poll() is not None:
+        pytest.fail(f"the run ended before it could be interrupted: {process.communicate()[1][-2000:]}")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr

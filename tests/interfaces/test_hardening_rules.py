@@ -94,9 +94,11 @@ def test_outputs_stay_atomic_when_signals_repeat(tmp_path, model_dir):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cliplit", "enhance", *map(str, inputs), "--model", str(model_dir), "-o", str(out), "-q"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + HANG_TIMEOUT_S
-    while time.time() < deadline and not any(p.name.startswith(".") for p in out.glob("*")):
-        time.sleep(0.01)  # until a write is in flight
+    deadline = time.monotonic() + HANG_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None and not any(out.glob("*")):
+        time.sleep(0.01)  # until the first write is in flight (its temporary file) or done
+    if process.poll() is not None or not any(out.glob("*")):
+        pytest.fail(f"the run ended or wrote nothing before it could be interrupted: {process.communicate()[1][-2000:]}")
     for _ in range(8):  # Ctrl-C again and again: each lands in a later phase of the shutdown (signals between
         process.send_signal(signal.SIGINT)  # two bytecodes coalesce, so they are spaced)
         time.sleep(0.25)
