@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
 from test_app import running_app
-from video_clips import read_video_frames, stream_packets, write_test_clip
+from video_clips import psnr, read_video_frames, stream_packets, write_test_clip
 
 pytest.importorskip("av", reason="video needs PyAV (the video extra)")
 pytestmark = pytest.mark.reference
 
-SAME_ENCODE_LEVELS = 1  # the same frames through the same encoder: equal up to x264's threading (none here)
+# The same frames through x264 twice: its output is not bit-reproducible from run to run (MB-tree; docs/video.md),
+# so two encodes are compared by PSNR (measured: 47 dB or more, or identical).
+SAME_FRAMES_MIN_PSNR_DB = 40.0
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +54,15 @@ def test_video_tab_gives_the_cli_video(video_app, tmp_path):
     frames, times = read_video_frames(served)
     cli_frames, cli_times = read_video_frames(expected)
     assert len(frames) == 8 and np.allclose(times, cli_times)  # variable frame rate kept
-    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(frames, cli_frames)) <= SAME_ENCODE_LEVELS
+    assert min(psnr(a, b) for a, b in zip(frames, cli_frames)) > SAME_FRAMES_MIN_PSNR_DB
     assert stream_packets(served, "audio") == stream_packets(clip, "audio")  # the audio, byte for byte
 
     weaker, _ = client.predict(handle_file(str(clip)), 0.5, False, True, api_name="/enhance_video")  # fast, strength 0.5
     expected_weaker = cli_enhance(clip, tmp_path / "cli-weak", "--strength", "0.5", "--mode", "fast")
     weak_frames, _ = read_video_frames(weaker)
-    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(weak_frames, read_video_frames(expected_weaker)[0])) <= SAME_ENCODE_LEVELS
-    assert np.abs(weak_frames[0].astype(int) - frames[0]).mean() > 2  # the strength took effect
+    assert min(psnr(a, b) for a, b in zip(weak_frames, read_video_frames(expected_weaker)[0])) > SAME_FRAMES_MIN_PSNR_DB
+    assert np.abs(weak_frames[0].astype(int) - frames[0]).mean() > 2  # the strength took effect ...
+    assert psnr(weak_frames[0], frames[0]) < SAME_FRAMES_MIN_PSNR_DB  # ... far beyond what two encodes differ by
 
 
 def test_video_limits_and_bad_uploads_get_one_line(video_app, tmp_path):

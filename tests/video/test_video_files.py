@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
 from PIL import Image
-from video_clips import CREATION_TIME, TITLE, read_video_frames, stream_packets, write_test_clip
+from video_clips import CREATION_TIME, TITLE, psnr, read_video_frames, stream_packets, write_test_clip
 
 av = pytest.importorskip("av", reason="video needs PyAV (the video extra)")
 pytestmark = pytest.mark.reference
@@ -28,11 +28,6 @@ def run_cli(*args, timeout=600):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run([sys.executable, "-m", "cliplit", "enhance", *map(str, args), "--model", str(ENHANCEMENT_CHECKPOINT),
                            "--quiet"], capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return 10 * np.log10(255.0 ** 2 / mse) if mse else float("inf")
 
 
 def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_frame_pixels(tmp_path, reference_model):
