@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -280,3 +281,12 @@ def python_env(**extra: str) -> dict:
 
 
 PYTHON = sys.executable
+
+
+def process_shares(stderr: str) -> dict[int, int]:
+    """
+    {process index: files enhanced} from the `process k/n: N enhanced, M failed` lines of an `accelerate launch`
+    of `cliplit enhance`. Found anywhere in a line: the workers and the launcher share one pipe, and a
+    library's unended line may precede ours.
+    """
+    return {int(index): int(count) for index, count in re.findall(r"process (\d+)/\d+: (\d+) enhanced", stderr)}

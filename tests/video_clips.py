@@ -119,9 +119,3 @@ def stream_packets(path: str | Path, kind: str = "audio") -> list[bytes]:
     with av.open(str(path)) as container:
         stream = getattr(container.streams, kind)[0]
         return [bytes(p) for p in container.demux(stream) if p.size]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two 8-bit frames (inf when equal)."""
-    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return 10 * np.log10(255.0 ** 2 / mse) if mse else float("inf")

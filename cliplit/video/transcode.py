@@ -180,6 +180,7 @@ def enhance_video(
     counts = {"read": 0, "written": 0}
     last_time = [None]  # end of the last decoded frame, in the video stream's time base
     input_container, video = opened.container, opened.video
+
     def read() -> None:
         video.thread_type = "AUTO"
         video.codec_context.options = {"err_detect": "explode"}  # a corrupt frame is an error, not concealed

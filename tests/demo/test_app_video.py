@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
 from test_app import running_app
-from video_clips import psnr, read_video_frames, stream_packets, write_test_clip
+from video_clips import read_video_frames, stream_packets, write_test_clip
+
+from cliplit.evaluation.metrics import psnr
 
 pytest.importorskip("av", reason="video needs PyAV (the video extra)")
 pytestmark = pytest.mark.reference

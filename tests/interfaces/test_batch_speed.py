@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT
+from helpers import process_shares
 from PIL import Image
 
 pytestmark = pytest.mark.reference
@@ -77,9 +77,8 @@ def test_accelerate_launch_splits_the_files_across_processes(tmp_path):
     )
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(names)
-    # found anywhere in a line: the two workers and the launcher share one pipe, and a library's unended line may precede ours
-    shares = dict(re.findall(r"process (\d)/2: (\d+) enhanced", launched.stderr))
-    assert sorted(shares) == ["0", "1"], launched.stderr[-2000:]
-    assert sum(map(int, shares.values())) == len(names)  # each file once
+    shares = process_shares(launched.stderr)
+    assert sorted(shares) == [0, 1], launched.stderr[-2000:]
+    assert sum(shares.values()) == len(names)  # each file once
     for name in names:
         assert np.abs(read(tmp_path / "split" / name) - read(tmp_path / "single" / name)).max() <= ONE_LEVEL

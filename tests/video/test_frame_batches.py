@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from video_clips import psnr, read_video_frames, stream_packets, write_test_clip
+from video_clips import read_video_frames, stream_packets, write_test_clip
 
 from cliplit.errors import SettingsError
+from cliplit.evaluation.metrics import psnr
 from cliplit.imaging.codec import DecodedImage, encode_array
 
 pytestmark = pytest.mark.reference
@@ -56,12 +57,15 @@ def test_video_in_batches_equals_frame_by_frame(tmp_path, reference_model):
     assert VideoEnhancer(enhancer).options.batch_size == 1  # the default on a CPU
     handed_to_encoder: dict[int, list[np.ndarray]] = {1: [], 3: []}
     enhance_frames = enhancer.enhance_frames
-    for batch_size in handed_to_encoder:
-        calls = handed_to_encoder[batch_size]
-        enhancer.enhance_frames = lambda images, strength=None, calls=calls: [
-            calls.append(encode_array(result)) or result for result in enhance_frames(images, strength)]
+    for batch_size, frames_out in handed_to_encoder.items():
+        def recorded(images, strength=None, frames_out=frames_out):
+            results = enhance_frames(images, strength)
+            frames_out.extend(encode_array(result) for result in results)
+            return results
+
+        enhancer.enhance_frames = recorded
         assert VideoEnhancer(enhancer, batch_size=batch_size).enhance_file(clip, tmp_path / f"batch{batch_size}.mp4") == 7
-    assert [len(calls) for calls in handed_to_encoder.values()] == [7, 7]
+    assert [len(frames_out) for frames_out in handed_to_encoder.values()] == [7, 7]
     # the frames the encoder is given: the same 8-bit pixels (a float32 tie may round one level apart)
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(*handed_to_encoder.values())) <= 1
     (single, single_times), (batched, batched_times) = (read_video_frames(tmp_path / f"batch{n}.mp4") for n in (1, 3))

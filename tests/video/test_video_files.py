@@ -5,7 +5,6 @@ and every bad input refused with one line and nothing written."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -15,8 +14,11 @@ import time
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+from helpers import process_shares
 from PIL import Image
-from video_clips import CREATION_TIME, TITLE, psnr, read_video_frames, stream_packets, write_test_clip
+from video_clips import CREATION_TIME, TITLE, read_video_frames, stream_packets, write_test_clip
+
+from cliplit.evaluation.metrics import psnr
 
 av = pytest.importorskip("av", reason="video needs PyAV (the video extra)")
 pytestmark = pytest.mark.reference
@@ -116,9 +118,7 @@ def test_accelerate_launch_splits_videos_and_images_across_processes(tmp_path):
     )
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip0.mp4", "clip1.mp4", "clip2.mp4", "photo.png"]
-    # found anywhere in a line: the two workers and the launcher share one pipe, and a library's unended line may precede ours
-    shares = dict(re.findall(r"process (\d)/2: (\d+) enhanced", launched.stderr))
-    assert shares == {"0": "2", "1": "2"}, launched.stderr[-2000:]  # each file once, round-robin
+    assert process_shares(launched.stderr) == {0: 2, 1: 2}, launched.stderr[-2000:]  # each file once, round-robin
     for clip in clips:
         frames, times = read_video_frames(tmp_path / "out" / clip.name)
         assert len(frames) == 4 and np.allclose(times, read_video_frames(clip)[1])
