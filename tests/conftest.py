@@ -20,6 +20,8 @@ REFERENCE_IMAGES = sorted((CLIPLIT_REFERENCE / "images").glob("*.jpg"))
 GOLDEN_DIR = CLIPLIT_REFERENCE / "golden"
 FULL_TESTS_ENV_VAR = "CLIPLIT_FULL_TESTS"
 REFERENCE_MARK = "reference"
+SLOW_MARK = "slow"
+GPU_MARK = "gpu"
 MISSING_REFERENCE = f"{SHARED_REFERENCE}: reference data missing (the authors' checkpoints and photos in ../shared)"
 
 
@@ -42,6 +44,9 @@ def require_reference() -> None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{REFERENCE_MARK}: needs the reference data in ../shared (skipped without it)")
+    config.addinivalue_line("markers", f"{SLOW_MARK}: starts a process or server, a browser, accelerate launch, Ray, a "
+                                       "training run, a soak or a 24 MP image (left out of the fast loop: -m 'not slow')")
+    config.addinivalue_line("markers", f"{GPU_MARK}: needs CUDA (skipped with the reason on a machine without it)")
     if in_ci() and not reference_available():
         raise pytest.UsageError(MISSING_REFERENCE + " (CI=true: the reference data is required)")
 
