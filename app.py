@@ -160,9 +160,12 @@ class DemoEnhancer:
         path = Path(path)
         self._check_upload(path, "image")
         try:  # the pixel limit is checked from the header, before decoding
-            return read_image(path, max_megapixels=self.max_megapixels)
+            image = read_image(path, max_megapixels=self.max_megapixels)
         except ImageReadError as error:
             raise UploadError(_named_by_upload(error, path)) from None
+        if image.note:
+            image.note = _named_by_upload(image.note, path)
+        return image
 
     def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False,
                    denoise: bool = False) -> tuple[DecodedImage, np.ndarray]:
@@ -177,7 +180,8 @@ class DemoEnhancer:
         Read (any input `cliplit enhance` reads: HEIC, RAW, ...), enhance at full resolution, write the
         download as `download` (a `DOWNLOAD_FORMATS` label) with the upload's metadata and ICC profile.
         `denoise`: clean the shadows (docs/denoise.md).
-        Returns (input, enhanced, illumination, download path).
+        Returns (input, enhanced, illumination, download path); the input's `note` says what the user should
+        know (e.g. malformed metadata left out).
         """
         if download not in DOWNLOAD_FORMATS:
             raise UploadError(f"unknown download format {download!r} (one of {', '.join(DOWNLOAD_FORMATS)})")
@@ -187,7 +191,9 @@ class DemoEnhancer:
         if output_format == "tiff":  # the enhanced floats, kept at 16 bits whatever the upload's depth
             enhanced = dataclasses.replace(enhanced, bit_depth=16)
         target = self._new_output_path(Path(path).stem, FORMAT_SUFFIXES[output_format])
-        write_image(target, enhanced)
+        written_notes = write_image(target, enhanced)  # metadata an encoder refused: the pixels are written without it
+        if written_notes:
+            image.note = "; ".join([*filter(None, [image.note]), *(f"{Path(path).name}: {note}" for note in written_notes)])
         return image, enhanced, illumination, target
 
     def preview(self, path: str, strength: float | None, denoise: bool = False) -> tuple[DecodedImage, DecodedImage, np.ndarray]:
@@ -296,7 +302,7 @@ def build_demo(
         status = (
             f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
             f"{enhancer.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
-        )
+        ) + (f"  \nNote: {image.note}" if image.note else "")
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 

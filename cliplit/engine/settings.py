@@ -15,12 +15,14 @@ DEFAULT_PRECISION = "fp32"
 FAST_DOWNSCALE = 4  # fast mode: the network runs on (H / 4) x (W / 4) pixels
 MIN_TILE_SIZE = 16  # smallest tile a user may ask for (smaller tiles are nearly all halo)
 DENOISE_OFF, DENOISE_AUTO = "off", "auto"  # `denoise`: off (published pixels), auto, or a noise level S (docs/denoise.md)
+# The largest noise level: 8-bit values cannot vary more than this standard deviation (half of them 0, half 255).
+MAX_DENOISE_LEVEL = 127.5
 
 
 def check_denoise(denoise) -> str | float:
     """
-    The `denoise` setting checked: "off" (also for None), "auto", or a noise level S >= 0 in 8-bit levels
-    (a number or its text); raises `SettingsError` otherwise.
+    The `denoise` setting checked: "off" (also for None), "auto", or a noise level S in 8-bit levels from 0 to
+    `MAX_DENOISE_LEVEL` (a number or its text); raises `SettingsError` otherwise.
     """
     if denoise is None or denoise == DENOISE_OFF:
         return DENOISE_OFF
@@ -30,8 +32,9 @@ def check_denoise(denoise) -> str | float:
         level = float(denoise) if not isinstance(denoise, bool) else math.nan
     except (TypeError, ValueError):
         level = math.nan
-    if not (math.isfinite(level) and level >= 0):
-        raise SettingsError(f"denoise must be off, auto or a noise level >= 0 (in 8-bit levels), got {denoise!r}")
+    if not (math.isfinite(level) and 0 <= level <= MAX_DENOISE_LEVEL):
+        raise SettingsError(f"denoise must be off, auto or a noise level from 0 to {MAX_DENOISE_LEVEL:g} (a standard deviation "
+                            f"in 8-bit levels: 8-bit values cannot vary more), got {denoise!r}")
     return level
 
 
@@ -53,5 +56,5 @@ def check_settings(mode: str = DEFAULT_MODE, tile_size: int | None = None, fast_
             raise SettingsError(str(error)) from None
 
 
-__all__ = ["DENOISE_AUTO", "DENOISE_OFF", "check_denoise", "DEFAULT_MODE", "DEFAULT_PRECISION", "FAST_DOWNSCALE", "MIN_TILE_SIZE", "MODES", "PRECISION_NAMES",
+__all__ = ["DENOISE_AUTO", "DENOISE_OFF", "MAX_DENOISE_LEVEL", "check_denoise", "DEFAULT_MODE", "DEFAULT_PRECISION", "FAST_DOWNSCALE", "MIN_TILE_SIZE", "MODES", "PRECISION_NAMES",
            "check_settings"]

@@ -188,6 +188,10 @@ def mean_of(values: list[float]) -> tuple[float | None, int]:
 
 
 def summarize(scores: dict[str, Scores], set_level: dict[str, float], metrics: list[str]) -> dict:
+    """
+    Per method: `images` (scored by at least one metric), `left_out` (their names), and per metric its mean
+    and `<metric>_images`, the images it scored (fewer than `images` where an image was too small for it).
+    """
     summary = {}
     for method, result in scores.items():
         entry = {"images": len(result.values), "left_out": result.left_out}
@@ -197,6 +201,7 @@ def summarize(scores: dict[str, Scores], set_level: dict[str, float], metrics: l
                     entry["fid"] = set_level[method] if math.isfinite(set_level[method]) else None
                 continue
             values = [v[metric] for v in result.values.values() if metric in v]
+            entry[image_count_key(metric)] = len(values)
             if values:
                 entry[metric], infinite = mean_of(values)
                 if infinite:
@@ -205,15 +210,28 @@ def summarize(scores: dict[str, Scores], set_level: dict[str, float], metrics: l
     return summary
 
 
+def image_count_key(metric: str) -> str:
+    """The summary's key for how many images `metric` scored."""
+    return f"{metric}_images"
+
+
+def _image_counts(entry: dict, metrics: list[str]) -> str:
+    """The images column: the count, and each metric that scored fewer images with its own count."""
+    fewer = [f"{m} {entry[image_count_key(m)]}" for m in metrics
+             if image_count_key(m) in entry and entry[image_count_key(m)] != entry["images"]]
+    return f"{entry['images']}" + (f" ({', '.join(fewer)})" if fewer else "")
+
+
 def table(summary: dict, metrics: list[str]) -> str:
-    """The summary as a text table: one row per method, one column per metric, and the image count."""
+    """The summary as a text table: one row per method, one column per metric, and the image count (with the
+    count of each metric that scored fewer images, e.g. `3 (ssim 2)`)."""
     shown = [m for m in metrics if any(m in entry for entry in summary.values())]
     width = max([len("method")] + [len(name) for name in summary])
     lines = [f"{'method':<{width}}  " + "  ".join(f"{m:>8}" for m in shown) + "  images"]
     for name, entry in summary.items():
         cells = [f"{entry[m]:8.4f}" if entry.get(m) is not None else f"{'inf' if m in entry else '-':>8}" for m in shown]
         left = f" ({len(entry['left_out'])} left out)" if entry["left_out"] else ""
-        lines.append(f"{name:<{width}}  " + "  ".join(cells) + f"  {entry['images']:>6}{left}")
+        lines.append(f"{name:<{width}}  " + "  ".join(cells) + f"  {_image_counts(entry, metrics):>6}{left}")
     return "\n".join(lines)
 
 
@@ -245,4 +263,4 @@ def _write_atomically(path: Path, text: str) -> None:
         partial.unlink(missing_ok=True)
 
 
-__all__ = ["Method", "Scores", "StemIndex", "evaluate", "image_keys", "index_by_stem", "summarize", "table", "write_reports"]
+__all__ = ["Method", "Scores", "StemIndex", "evaluate", "image_count_key", "image_keys", "index_by_stem", "summarize", "table", "write_reports"]

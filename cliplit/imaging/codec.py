@@ -4,9 +4,11 @@ back what they gave (alpha, bit depth, grayscale).
 CLIP-LIT needs no resizing or normalization: the network takes RGB in [0, 1] at full resolution.
 What matters is reading every mode the way a photographer expects:
 
-- EXIF orientation is applied;
+- EXIF orientation is applied (to the decoded array: Pillow's `exif_transpose` rewrites the EXIF and fails
+  on a malformed tag);
 - L / I;16 (grayscale) are enhanced as gray RGB and come back grayscale;
-- LA / RGBA / PA / P-with-transparency: the alpha channel is kept aside and put back unchanged;
+- LA / RGBA / PA / P-with-transparency, and L / I;16 / RGB made transparent by a PNG colour key (tRNS):
+  the alpha channel is kept aside and put back unchanged;
 - P, CMYK, YCbCr, LAB, HSV, 1: converted to RGB;
 - 16-bit data (I;16, 16-bit RGB PNG/TIFF read through `cliplit.imaging.files`, uint16 arrays) keeps
   its precision: it is scaled by 1/65535 and written back as 16-bit.
@@ -17,21 +19,20 @@ What matters is reading every mode the way a photographer expects:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .jpeg import JpegCompression, jpeg_compression
-from .metadata import ImageMetadata, exif_for_output, read_pil_metadata, xmp_for_output
+from .metadata import ImageMetadata, exif_for_output, orientation_of, read_pil_metadata, xmp_for_output
 
 EIGHT_BIT_MAX = 255
 SIXTEEN_BIT_MAX = 65535
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SIXTEEN_BIT_GRAY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
-EXIF_ORIENTATION = 0x0112
 PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
-CONVERTED_COLOR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
+COLOR_KEY_MODES = {"1": "LA", "L": "LA", "RGB": "RGBA"}  # 8-bit modes a PNG colour key (tRNS) makes transparent
 
 
 @dataclass
@@ -126,39 +127,67 @@ def decode_array(array: np.ndarray) -> DecodedImage:
     return DecodedImage(np.ascontiguousarray(color), alpha, bit_depth, grayscale)
 
 
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W[, C]) array turned upright for an EXIF orientation (1-8; other values: unchanged), as PIL's
+    `exif_transpose` turns an image."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    transform = transforms.get(orientation)
+    return np.ascontiguousarray(transform(array)) if transform else array
+
+
 def decode_pil(image: Image.Image) -> DecodedImage:
     """
-    A PIL image in any common mode to a `DecodedImage`: EXIF orientation applied, metadata kept, and
-    the JPEG file's quantization noted (for `--denoise`; not for a turned image, whose blocks turned too).
+    A PIL image in any common mode to a `DecodedImage`: EXIF orientation applied, metadata kept (what is
+    malformed left out, `ImageMetadata.left_out`), and the JPEG file's quantization noted (for `--denoise`;
+    not for a turned image, whose blocks turned too).
     """
-    upright = image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1)
-    jpeg = jpeg_compression(image) if upright else None
-    decoded = _decode_pil_pixels(ImageOps.exif_transpose(image))
-    metadata = read_pil_metadata(image)
-    if image.mode in CONVERTED_COLOR_MODES:  # the profile describes the CMYK/Lab/... values, not the RGB ones made here
-        metadata = replace(metadata, icc_profile=None)
-    decoded.metadata = metadata
+    orientation = orientation_of(image)
+    jpeg = jpeg_compression(image) if orientation == 1 else None
+    decoded = decode_array(orient(_pil_array(image), orientation))
+    decoded.metadata = read_pil_metadata(image, grayscale=decoded.grayscale)
     decoded.jpeg = jpeg
     return decoded
 
 
-def _decode_pil_pixels(image: Image.Image) -> DecodedImage:
+def _color_key_alpha(values: np.ndarray, key) -> np.ndarray:
+    """(H, W[, C]) integer values and a PNG colour key (an int for gray, a tuple for RGB) -> (H, W[, C + 1]) values with
+    an alpha channel: 0 where a pixel is the key, the largest code elsewhere."""
+    color = values if values.ndim == 3 else values[:, :, None]
+    opaque = np.iinfo(values.dtype).max
+    transparent = (color == np.asarray(key, dtype=np.int64).reshape(-1)[: color.shape[2]]).all(axis=2)
+    return np.dstack([color, np.where(transparent, 0, opaque).astype(values.dtype)])
+
+
+def _pil_array(image: Image.Image) -> np.ndarray:
+    """A PIL image's pixels as (H, W) gray, (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4) RGBA values:
+    uint8, uint16 (16-bit gray) or float32 (mode F)."""
     mode = image.mode
+    key = image.info.get("transparency")
     if mode in SIXTEEN_BIT_GRAY_MODES:
         values = np.asarray(image)
         if values.size and (values.min() < 0 or values.max() > SIXTEEN_BIT_MAX):
             raise ValueError(f"{mode} pixel values outside 0-{SIXTEEN_BIT_MAX} are not supported")
-        return decode_array(values.astype(np.uint16))
+        values = values.astype(np.uint16)
+        return _color_key_alpha(values, key) if isinstance(key, int) else values
     if mode == "F":
-        return decode_array(np.asarray(image, dtype=np.float32))
+        return np.asarray(image, dtype=np.float32)
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
+    elif mode in COLOR_KEY_MODES and key is not None:
+        image = image.convert(COLOR_KEY_MODES[mode])  # Pillow applies the colour key
     elif mode in PREMULTIPLIED_MODES:
         image = image.convert(PREMULTIPLIED_MODES[mode])
     if image.mode in ("L", "LA", "RGB", "RGBA"):
-        return decode_array(np.asarray(image))
-    grayscale = image.mode in GRAY_MODES
-    return decode_array(np.asarray(image.convert("L" if grayscale else "RGB")))
+        return np.asarray(image)
+    return np.asarray(image.convert("L" if image.mode in GRAY_MODES else "RGB"))
 
 
 def _is_tensor(image) -> bool:
@@ -228,5 +257,6 @@ __all__ = [
     "encode_array",
     "encode_pil",
     "max_value",
+    "orient",
     "quantize",
 ]

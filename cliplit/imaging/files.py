@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
 from ..safety.reading import NotARegularFileError, require_regular_file
-from .codec import DecodedImage, decode_array, decode_pil
+from .codec import EIGHT_BIT_MAX, DecodedImage, decode_array, decode_pil, orient
 from .formats import (
     FORMAT_SUFFIXES,
     HEIF_EXTENSIONS,
@@ -28,11 +28,13 @@ from .formats import (
     input_extensions,
     write_as,
 )
-from .metadata import read_pil_metadata
+from .library_messages import is_opencv_line, native_lines_dropped, pillow_warnings_ignored
+from .metadata import orientation_of, read_pil_metadata
 from .raw import RawSettings, is_raw, read_raw
 
-EXIF_ORIENTATION_TAG = 0x0112
 SIXTEEN_BIT_RAWMODE_MARK = ";16"
+GRAY_ALPHA_RAWMODE = "LA"  # Pillow's raw mode of a 16-bit gray + alpha PNG ("LA;16B"), held as RGBA
+LOW_GRAY_BITS = (1, 2, 4)  # gray PNG bit depths below 8
 COLOR_MODES = ("RGB", "RGBA")
 OUTPUT_SUFFIX = ".png"
 PARTIAL_MARK = ".partial"
@@ -44,64 +46,54 @@ def image_extensions() -> set[str]:
     return input_extensions()
 
 
-def _orient(array: np.ndarray, orientation: int | None) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to an (H, W, C) array, as PIL's `exif_transpose` does."""
-    transforms = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.transpose(1, 0, 2),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
-        8: lambda a: np.rot90(a, 1),
-    }
-    transform = transforms.get(orientation or 1)
-    return np.ascontiguousarray(transform(array)) if transform else array
-
-
 def _is_sixteen_bit_color(image: Image.Image) -> bool:
+    """A 16-bit RGB(A) or gray + alpha file (Pillow holds it as 8-bit RGBA)."""
     return image.mode in COLOR_MODES and any(SIXTEEN_BIT_RAWMODE_MARK in str(tile.args) for tile in image.tile)
 
 
-def _read_sixteen_bit_color(path: Path, orientation: int | None) -> DecodedImage:
+def _is_gray_with_alpha(image: Image.Image) -> bool:
+    return any(str(tile.args).startswith(GRAY_ALPHA_RAWMODE) for tile in image.tile)
+
+
+def _read_sixteen_bit_color(path: Path, orientation: int, gray_with_alpha: bool) -> DecodedImage:
     import cv2
 
-    array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    with native_lines_dropped(is_opencv_line):  # libpng's warnings about the file's chunks (its own lines)
+        array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if array is None or array.dtype != np.uint16 or array.ndim != 3:
         raise ImageReadError(f"{display_name(path)}: cannot decode this 16-bit colour image")
-    order = [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]  # OpenCV holds BGR(A)
-    return decode_array(_orient(array[:, :, order], orientation))
+    if gray_with_alpha:  # OpenCV expands gray + alpha to BGRA: B = G = R
+        order = [0, 3]
+    else:
+        order = [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]  # OpenCV holds BGR(A)
+    return decode_array(orient(array[:, :, order], orientation))
 
 
-def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
-               raw_settings: RawSettings | None = None) -> DecodedImage:
-    """
-    Read an image file into a `DecodedImage` with its metadata and ICC profile; raises `ImageReadError`
-    naming the file and the reason. `max_megapixels`: refuse larger images from their header, before
-    decoding anything. `raw_settings`: how camera RAW files are rendered (default: `RawSettings()`).
-    """
-    path = Path(path)
+def _scale_low_bit_gray_key(image: Image.Image) -> None:
+    """Pillow scales 1-, 2- and 4-bit gray PNG pixels to 0-255 but not their colour key (tRNS): scale it too."""
+    key = image.info.get("transparency")
+    rawmode = str(image.tile[0].args) if image.mode == "L" and image.tile else ""
+    bits = next((bits for bits in LOW_GRAY_BITS if rawmode.startswith(f"L;{bits}")), None)
+    if isinstance(key, int) and bits is not None:
+        image.info["transparency"] = key * EIGHT_BIT_MAX // (2**bits - 1)
+
+
+def _read_with_pillow(path: Path, max_megapixels: float | None) -> tuple[DecodedImage, int]:
+    """(the decoded image, its number of frames); Pillow's own warnings are not passed on."""
     name = display_name(path)
     try:
-        require_regular_file(path, "image file")  # a FIFO or a device would block or never end
-    except NotARegularFileError as error:
-        raise ImageReadError(str(error)) from None
-    if is_raw(path):
-        return read_raw(path, max_megapixels, raw_settings)
-    plugin_error = heif_plugin_error()
-    if plugin_error and path.suffix.lower() in HEIF_EXTENSIONS:
-        raise ImageReadError(f"{name}: cannot read HEIC/HEIF: {plugin_error}")
-    try:
-        with Image.open(path) as image:
+        with pillow_warnings_ignored(), Image.open(path) as image:
             megapixels = image.width * image.height / PIXELS_PER_MEGAPIXEL
             if max_megapixels is not None and megapixels > max_megapixels:
                 raise ImageReadError(f"{name}: {image.width} x {image.height} pixels ({megapixels:.1f} MP) is over the "
                                      f"{max_megapixels:g} MP limit (--max-megapixels)")
             frames = getattr(image, "n_frames", 1)
             if _is_sixteen_bit_color(image):
-                decoded = _read_sixteen_bit_color(path, image.getexif().get(EXIF_ORIENTATION_TAG))
-                decoded.metadata = read_pil_metadata(image)
+                gray_with_alpha = _is_gray_with_alpha(image)  # before `orientation_of`, which may load the image
+                decoded = _read_sixteen_bit_color(path, orientation_of(image), gray_with_alpha)
+                decoded.metadata = read_pil_metadata(image, grayscale=decoded.grayscale)
             else:
+                _scale_low_bit_gray_key(image)
                 image.load()
                 decoded = decode_pil(image)
     except Image.DecompressionBombError as error:
@@ -115,26 +107,58 @@ def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
         if "truncated" in reason or "broken data stream" in reason:
             reason = f"truncated or corrupt image data ({reason})"
         raise ImageReadError(f"{name}: cannot read image: {reason}") from None
+    return decoded, frames
+
+
+def read_image(path: str | os.PathLike, max_megapixels: float | None = None,
+               raw_settings: RawSettings | None = None) -> DecodedImage:
+    """
+    Read an image file into a `DecodedImage` with its metadata and ICC profile; raises `ImageReadError`
+    naming the file and the reason. `max_megapixels`: refuse larger images from their header, before
+    decoding anything. `raw_settings`: how camera RAW files are rendered (default: `RawSettings()`).
+    What the user should know (only the first frame is used; malformed metadata left out) is in the
+    result's `note`, one line naming the file.
+    """
+    path = Path(path)
+    name = display_name(path)
+    try:
+        require_regular_file(path, "image file")  # a FIFO or a device would block or never end
+    except NotARegularFileError as error:
+        raise ImageReadError(str(error)) from None
+    if is_raw(path):
+        decoded, frames = read_raw(path, max_megapixels, raw_settings), 1
+    else:
+        plugin_error = heif_plugin_error()
+        if plugin_error and path.suffix.lower() in HEIF_EXTENSIONS:
+            raise ImageReadError(f"{name}: cannot read HEIC/HEIF: {plugin_error}")
+        decoded, frames = _read_with_pillow(path, max_megapixels)
+    notes = []
     if frames > 1:
-        decoded.note = f"{name}: {frames} frames (animation or pages): only the first is enhanced"
+        notes.append(f"{frames} frames (animation or pages): only the first is enhanced")
+    if decoded.metadata is not None and decoded.metadata.left_out:
+        notes.append(f"malformed metadata left out: {'; '.join(decoded.metadata.left_out)}")
+    if notes:
+        decoded.note = f"{name}: {'; '.join(notes)}"
     return decoded
 
 
-def write_image(path: str | os.PathLike, image: DecodedImage, options: OutputOptions | None = None) -> None:
+def write_image(path: str | os.PathLike, image: DecodedImage, options: OutputOptions | None = None) -> list[str]:
     """
     Write a `DecodedImage` in the format its extension names (.png, .jpg, .tif, .webp, .avif; PNG for
     others) with its source's channels, bit depth (where the format holds it), metadata and ICC profile
     (`options`: quality, --strip-metadata, --color-space), atomically: into a temporary file beside
-    `path`, then renamed over it.
+    `path`, then renamed over it. Returns notes on metadata the encoder refused (the pixels are written
+    without it), each a phrase without the file's name.
     """
     path = Path(path)
     format = format_of_path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{FORMAT_SUFFIXES[format]}")
     try:
-        write_as(partial, image, format, options)
+        notes = write_as(partial, image, format, options)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+    return notes
 
 
 __all__ = ["OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]

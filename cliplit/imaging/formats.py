@@ -1,20 +1,25 @@
 """File formats in and out: which files cliplit reads (Pillow's formats, HEIC/HEIF through pi-heif, RAW
 through rawpy), and how a result is encoded as PNG, JPEG, TIFF, WebP or AVIF with its metadata.
 
-Outputs: PNG and TIFF keep 16 bits (16-bit PNG through OpenCV, 16-bit TIFF through tifffile); JPEG,
+Outputs: PNG and TIFF keep 16 bits (16-bit PNG through OpenCV, 16-bit gray + alpha PNG, which OpenCV cannot
+write, through pypng; 16-bit TIFF through tifffile); JPEG,
 WebP and AVIF are 8-bit formats: a 16-bit result is rounded to 8 bits (floor(x * 255 + 0.5), no
 dithering). The ICC profile is embedded in every format; EXIF and XMP go into every format; IPTC-IIM
 into JPEG (APP13) and TIFF, the formats that define a place for it. 8-bit TIFF is written by Pillow,
 uncompressed, with the full EXIF (Exif and GPS IFDs); 16-bit TIFF by tifffile (deflate), which writes
 no sub-IFDs: its EXIF tags are in the first IFD (TIFF/EP's layout) and GPS is not carried. JPEG cannot hold alpha: a
-transparent result is flattened onto white. This module imports only the standard library at import
-time (the CLI's `--help` reads its names).
+transparent result is flattened onto white. Metadata never stops the pixels: when an encoder refuses a
+result with its metadata (EXIF over JPEG's 64 KB segment, a profile libpng rejects), it is written without
+EXIF, XMP and IPTC, then without the ICC profile as well, and `write_as` returns a note saying so. Native
+encoders' own lines on stderr are not passed on (`cliplit.imaging.library_messages`). This module imports
+only the standard library at import time (the CLI's `--help` reads its names).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import io
 import os
 import struct
 from dataclasses import dataclass, replace
@@ -43,6 +48,8 @@ PNG_XMP_KEY = "XML:com.adobe.xmp"
 TIFF_XMP_TAG = 700
 TIFF_IPTC_TAG = 33723
 TIFF_DTYPES = {1: "B", 2: "s", 3: "H", 4: "I", 6: "b", 7: "B", 8: "h", 9: "i", 11: "f", 12: "d"}
+PNG_METADATA_CHUNKS = (b"iCCP", b"eXIf", b"iTXt")  # the chunks Pillow writes for an ICC profile, EXIF and XMP
+GRAY_ALPHA_CHANNELS = 2
 TIFF_LAYOUT_TAGS = frozenset({0x011A, 0x011B, 0x0128, 0x0112, 0x0131, 0x0132, 0xA002, 0xA003})  # tifffile writes (or the TIFF says) these
 
 
@@ -119,13 +126,32 @@ def input_extensions() -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------ writing
-def write_as(path: Path, image, format: str, options: OutputOptions | None = None) -> None:
+class EncoderRefused(Exception):
+    """An encoder refused a result with the metadata it was given (the reason is the message)."""
+
+
+def _metadata_fallbacks(metadata):
+    """(metadata to write, what of it is left out or None): all of it, then without EXIF, XMP and IPTC, then
+    without the ICC profile as well (only the steps that leave something out)."""
+    from .metadata import ImageMetadata
+
+    yield metadata, None
+    descriptive = metadata.exif or metadata.xmp or metadata.iptc
+    if descriptive:
+        yield metadata.stripped(), "its EXIF, XMP and IPTC"
+    if metadata.icc_profile:
+        yield ImageMetadata(format=metadata.format), "its metadata and ICC profile" if descriptive else "its ICC profile"
+
+
+def write_as(path: Path, image, format: str, options: OutputOptions | None = None) -> list[str]:
     """
     Encode a `DecodedImage` as `format` into `path` (not atomically: `cliplit.imaging.files.write_image`
-    writes through a temporary file), with its metadata and ICC profile as `options` say.
+    writes through a temporary file), with its metadata and ICC profile as `options` say. Returns notes on
+    what could not be written: when the encoder refuses the metadata, the pixels are written without it.
+    An encoder that refuses the pixels themselves is an `OSError` with its reason.
     """
     from .color import to_srgb
-    from .metadata import ImageMetadata, exif_for_output, xmp_for_output
+    from .metadata import ImageMetadata
 
     options = options or OutputOptions()
     metadata = image.metadata or ImageMetadata()
@@ -133,27 +159,99 @@ def write_as(path: Path, image, format: str, options: OutputOptions | None = Non
         metadata = metadata.stripped()
     if options.color_space == "srgb":
         image, metadata = to_srgb(image, metadata)
+    reasons = []
+    for carried, left_out in _metadata_fallbacks(metadata):
+        try:
+            _encode(path, image, format, options, carried)
+        except EncoderRefused as error:
+            reasons.append(str(error))
+            continue
+        if left_out is None:
+            return []
+        return [f"written without {left_out}: the {format.upper()} encoder refused them ({reasons[0]})"]
+    raise OSError(f"cannot encode as {format}: {reasons[-1]}")
+
+
+def _encode(path: Path, image, format: str, options: OutputOptions, metadata) -> None:
+    from .metadata import exif_for_output, xmp_for_output
+
     try:
         exif_bytes = exif_for_output(metadata.exif, image.size)
         xmp = xmp_for_output(metadata.xmp)
         if image.bit_depth == 16 and format == "png":
-            _write_png16(path, image, exif_bytes, xmp, metadata.icc_profile)
+            from .codec import encode_array
+
+            png = encode_png16(encode_array(image), exif_bytes, xmp, metadata.icc_profile)
+            with open(path, "wb") as handle:  # written by Python: a full disk is one OSError with its reason
+                handle.write(png)
         elif image.bit_depth == 16 and format == "tiff":
             _write_tiff16(path, image, metadata, xmp)
         else:
             _write_pil(path, image, format, options, exif_bytes, xmp, metadata)
-    except (RuntimeError, TypeError, struct.error) as error:  # an encoder refusing this image or its metadata
-        raise OSError(f"cannot encode as {format}: {str(error).strip() or type(error).__name__}") from None
+    except (RuntimeError, TypeError, ValueError, AttributeError, KeyError, struct.error) as error:  # the encoder refused
+        raise EncoderRefused(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__) from None
 
 
-def _write_png16(path: Path, image, exif_bytes, xmp, icc) -> None:
+def _png_arguments(exif_bytes, xmp, icc) -> dict:
+    """Pillow's PNG `save` arguments that write an ICC profile, EXIF and XMP (as iCCP, eXIf and iTXt chunks)."""
+    from PIL import PngImagePlugin
+
+    arguments: dict = {}
+    if icc:
+        arguments["icc_profile"] = icc
+    if exif_bytes:
+        arguments["exif"] = exif_bytes
+    if xmp:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
+        arguments["pnginfo"] = info
+    return arguments
+
+
+def _png_metadata_chunks(exif_bytes, xmp, icc) -> list[tuple[bytes, bytes]]:
+    """The iCCP, eXIf and iTXt chunks that Pillow writes for this metadata (as in every 8-bit PNG output)."""
+    import png
+    from PIL import Image
+
+    arguments = _png_arguments(exif_bytes, xmp, icc)
+    if not arguments:
+        return []
+    donor = io.BytesIO()
+    Image.new("L", (1, 1)).save(donor, format="PNG", **arguments)
+    return [(kind, data) for kind, data in png.Reader(bytes=donor.getvalue()).chunks() if kind in PNG_METADATA_CHUNKS]
+
+
+def _gray_alpha_png16(array, exif_bytes, xmp, icc) -> bytes:
+    """An (H, W, 2) uint16 gray + alpha array as PNG bytes (pypng: OpenCV writes 1, 3 or 4 channels only)."""
+    import numpy as np
+    import png
+
+    height, width = array.shape[:2]
+    rows = array.astype(">u2").reshape(height, -1).view(np.uint8)
+    pixels = io.BytesIO()
+    png.Writer(width, height, greyscale=True, alpha=True, bitdepth=16).write_packed(pixels, (row.tobytes() for row in rows))
+    chunks = list(png.Reader(bytes=pixels.getvalue()).chunks())
+    chunks[1:1] = _png_metadata_chunks(exif_bytes, xmp, icc)  # after IHDR, before the pixels
+    out = io.BytesIO()
+    png.write_chunks(out, chunks)
+    return out.getvalue()
+
+
+def encode_png16(array, exif_bytes: bytes | None = None, xmp: bytes | None = None, icc: bytes | None = None) -> bytes:
+    """
+    A uint16 (H, W) or (H, W, C) array (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) as 16-bit PNG bytes, with
+    EXIF (b"Exif\\0\\0" + TIFF block), XMP and an ICC profile. Raises `RuntimeError` when the encoder refuses.
+    """
     import cv2
     import numpy as np
 
-    from .codec import encode_array
+    from .library_messages import is_opencv_line, native_lines_dropped
     from .metadata import EXIF_PREFIX
 
-    array = encode_array(image)
+    if array.ndim == 3 and array.shape[2] == GRAY_ALPHA_CHANNELS:
+        return _gray_alpha_png16(array, exif_bytes, xmp, icc)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
     if array.ndim == 3:
         array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]  # OpenCV holds BGR(A)
     kinds, values = [], []
@@ -163,12 +261,15 @@ def _write_png16(path: Path, image, exif_bytes, xmp, icc) -> None:
             kinds.append(kind)
             values.append(np.frombuffer(data, np.uint8))
     if not hasattr(cv2, "imencodeWithMetadata"):
-        raise OSError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
-    encoded, png = cv2.imencodeWithMetadata(".png", array, kinds, values)
+        raise RuntimeError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
+    with native_lines_dropped(is_opencv_line):  # libpng's and OpenCV's own lines: the reason is ours
+        try:
+            encoded, png = cv2.imencodeWithMetadata(".png", np.ascontiguousarray(array), kinds, values)
+        except cv2.error:
+            encoded = False
     if not encoded:
-        raise OSError("OpenCV could not encode the 16-bit image with its metadata")
-    with open(path, "wb") as handle:  # written by Python: a full disk is one OSError with its reason, no libpng line
-        handle.write(png.tobytes())
+        raise RuntimeError("OpenCV could not encode the 16-bit image" + (" with its metadata" if kinds else ""))
+    return png.tobytes()
 
 
 def _tiff_tag(tag: int, value):
@@ -233,7 +334,7 @@ def _photoshop_iptc_segment(iptc: bytes) -> bytes:
 
 
 def _write_pil(path: Path, image, format: str, options: OutputOptions, exif_bytes, xmp, metadata) -> None:
-    from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
+    from PIL import Image, TiffImagePlugin, TiffTags
 
     from .codec import encode_pil
     from .metadata import output_exif
@@ -247,11 +348,7 @@ def _write_pil(path: Path, image, format: str, options: OutputOptions, exif_byte
     if exif_bytes:
         arguments["exif"] = exif_bytes
     if format == "png":
-        if xmp:
-            info = PngImagePlugin.PngInfo()
-            info.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
-            arguments["pnginfo"] = info
-        pil.save(path, format="PNG", **arguments)
+        pil.save(path, format="PNG", **_png_arguments(exif_bytes, xmp, icc))
     elif format == "jpeg":
         if pil.mode in ("RGBA", "LA"):
             flat = Image.new("RGB" if pil.mode == "RGBA" else "L", pil.size,
@@ -287,7 +384,9 @@ __all__ = [
     "DEFAULT_FORMAT",
     "FORMAT_CHOICES",
     "OUTPUT_FORMATS",
+    "EncoderRefused",
     "OutputOptions",
+    "encode_png16",
     "format_of_path",
     "heif_plugin_error",
     "input_extensions",

@@ -6,16 +6,27 @@ from a RAW file by `cliplit.imaging.raw`), written by `cliplit.imaging.formats`.
 EXIF is rebuilt by Pillow (`exif_for_output`): the orientation is reset to 1 (the pixels are upright),
 the embedded thumbnail (IFD1) is dropped, the pixel dimensions are the output's, and the tags that
 describe the source file's layout (strips, tiles, compression, DNG tags) are left out.
+
+Malformed metadata never stops the pixels. What a source holds that cannot be carried is left out
+when it is read, and named in `ImageMetadata.left_out` (the readers turn it into a `note:` naming the
+file): an EXIF tag whose value Pillow cannot write back as its type (a RATIONAL where EXIF defines text,
+as in a `Make` or `GPSLatitudeRef` written by a broken tool) is dropped, the other tags are kept; an
+EXIF block Pillow cannot parse at all is dropped whole; an ICC profile LittleCMS cannot read, or one
+for another colour model than the image's (a gray profile on RGB pixels), is dropped, so the pixels
+are taken as sRGB (or plain gray).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import warnings
 from dataclasses import dataclass, replace
 
 from PIL import ExifTags, Image
+
+from ..errors import first_line
 
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
@@ -31,6 +42,10 @@ DESCRIPTIVE_IFD0_TAGS = frozenset({
     0x010E, 0x010F, 0x0110, 0x0112, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C, 0x013E, 0x013F,
     0x0211, 0x8298, 0x4746, 0x4749, 0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F, ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo,
 })
+EXIF_SUB_IFDS = (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo)  # carried with the first IFD (not IFD1, the thumbnail)
+OFFSET_TAGS = frozenset({ExifTags.IFD.Interop})  # pointers into the source file: meaningless in another file
+CONVERTED_COLOR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")  # PIL modes read as RGB
+ICC_COLOR_SPACES = {False: "RGB", True: "GRAY"}  # grayscale -> the colour space an ICC profile must describe
 XMP_ORIENTATION_PATTERNS = (
     re.compile(rb'(tiff:Orientation=")[0-9](")'),
     re.compile(rb"(<tiff:Orientation>)[0-9](</tiff:Orientation>)"),
@@ -49,6 +64,8 @@ class ImageMetadata:
         xmp: the XMP packet (UTF-8 XML), or None.
         iptc: the IPTC-IIM records, or None.
         icc_profile: the ICC profile the pixels are encoded in, or None (untagged, taken as sRGB).
+        left_out: what the source held that is not carried because it is malformed, one phrase each
+            (e.g. "EXIF tag Make (a value of the wrong type)"); empty when everything is carried.
     """
 
     format: str | None = None
@@ -56,6 +73,7 @@ class ImageMetadata:
     xmp: bytes | None = None
     iptc: bytes | None = None
     icc_profile: bytes | None = None
+    left_out: tuple[str, ...] = ()
 
     def stripped(self) -> ImageMetadata:
         """Without EXIF, XMP and IPTC (`--strip-metadata`); the colour profile stays, as it is part of the pixels' meaning."""
@@ -68,20 +86,104 @@ def _as_bytes(value) -> bytes | None:
     return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
 
 
-def _exif_bytes(exif: Image.Exif) -> bytes | None:
+def _tag_name(tag: int, group: int | None) -> str:
+    names = ExifTags.GPSTAGS if group == ExifTags.IFD.GPSInfo else ExifTags.TAGS
+    return names.get(tag, f"0x{tag:04X}")
+
+
+def _writable(tag: int, value, group: int | None) -> bool:
+    """Whether Pillow writes `value` back as EXIF tag `tag` of IFD `group` (None: the first IFD)."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    directory = ImageFileDirectory_v2(group=group)
     try:
-        return exif.tobytes() if len(exif) else None
-    except (struct.error, ValueError, TypeError, KeyError, OSError):  # tags Pillow cannot write back: not carried
-        return None
+        directory[tag] = value
+        directory.tobytes()
+    except Exception:  # noqa: BLE001 - Pillow's writers raise many types for a value of the wrong type
+        return False
+    return True
 
 
-def read_pil_metadata(image: Image.Image) -> ImageMetadata:
-    """The metadata of an opened PIL image, as found in its file (before any orientation is applied)."""
+def writable_exif(exif: Image.Exif) -> tuple[bytes | None, list[str]]:
+    """
+    The EXIF block to carry (b"Exif\\0\\0" + TIFF block: the first IFD, the Exif and GPS IFDs) and what of
+    it is left out: each tag whose value Pillow cannot write back as that tag is dropped and named; an
+    IFD Pillow cannot parse is dropped whole. The thumbnail (IFD1) and the Interop pointer are not carried.
+    """
+    carried, wrong_type, left_out = Image.Exif(), [], []
+
+    def keep(tags, group):
+        kept = {}
+        for tag, value in tags.items():
+            if tag in OFFSET_TAGS or (group is None and tag in EXIF_SUB_IFDS):
+                continue
+            if _writable(tag, value, group):
+                kept[tag] = value
+            else:
+                wrong_type.append(_tag_name(tag, group))
+        return kept
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; what it cannot read is named below
+            warnings.simplefilter("ignore")
+            first = dict(exif.items())
+            for tag, value in keep(first, None).items():
+                carried[tag] = value
+            for pointer in EXIF_SUB_IFDS:
+                if pointer not in first:
+                    continue
+                try:
+                    tags = keep(first[pointer] if isinstance(first[pointer], dict) else exif.get_ifd(pointer), pointer)
+                except Exception as error:  # noqa: BLE001 - a damaged sub-IFD: Pillow raises many types
+                    left_out.append(f"the EXIF {ExifTags.TAGS.get(pointer, pointer)} block (unreadable: {first_line(error)})")
+                    continue
+                if tags:
+                    carried[pointer] = tags
+            if wrong_type:
+                plural = len(wrong_type) > 1
+                left_out.insert(0, f"EXIF tag{'s' if plural else ''} {', '.join(wrong_type)} "
+                                   f"({'values' if plural else 'a value'} of the wrong type)")
+            return (carried.tobytes() if len(carried) else None), left_out
+    except Exception as error:  # noqa: BLE001 - an EXIF block Pillow cannot parse or write: not carried
+        return None, [f"the EXIF block (unreadable: {first_line(error)})"]
+
+
+def icc_problem(icc_profile: bytes, grayscale: bool) -> str | None:
+    """Why an ICC profile cannot describe these pixels (LittleCMS cannot read it, or it is for another colour
+    model than RGB or gray, as `grayscale` says), or None when it can."""
+    from PIL import ImageCms
+
+    try:
+        space = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)).profile.xcolor_space.strip()
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
+        return f"unreadable: {first_line(error)}"
+    expected = ICC_COLOR_SPACES[grayscale]
+    return None if space == expected else f"a {space or 'unknown'} profile for {expected} pixels"
+
+
+def checked_icc_profile(icc_profile: bytes | None, grayscale: bool) -> tuple[bytes | None, list[str]]:
+    """(the profile, nothing left out) when it describes these pixels, else (None, [why it is left out])."""
+    if not icc_profile:
+        return None, []
+    problem = icc_problem(icc_profile, grayscale)
+    return (icc_profile, []) if problem is None else (None, [f"the ICC profile ({problem})"])
+
+
+def read_pil_metadata(image: Image.Image, grayscale: bool) -> ImageMetadata:
+    """
+    The metadata of an opened PIL image, as found in its file (before any orientation is applied), with what
+    is malformed left out and named (`ImageMetadata.left_out`). `grayscale`: whether the pixels are read as
+    gray, which the ICC profile must describe. The profile of a CMYK, YCbCr, LAB or HSV image describes
+    values that the reader converts to RGB: it is not carried.
+    """
     info = image.info
-    with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; such EXIF is simply not carried
-        warnings.simplefilter("ignore")
-        exif = image.getexif()
-        exif_bytes = _exif_bytes(exif)
+    try:
+        with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; what it cannot read is named
+            warnings.simplefilter("ignore")
+            exif = image.getexif()
+        exif_bytes, left_out = writable_exif(exif) if len(exif) else (None, [])
+    except Exception as error:  # noqa: BLE001 - an EXIF block Pillow cannot parse: not carried
+        exif_bytes, left_out = None, [f"the EXIF block (unreadable: {first_line(error)})"]
     xmp = next((_as_bytes(info[key]) for key in XMP_INFO_KEYS if key in info), None)
     iptc = None
     if isinstance(info.get("photoshop"), dict):
@@ -90,7 +192,22 @@ def read_pil_metadata(image: Image.Image) -> ImageMetadata:
     if tags is not None:
         xmp = xmp or _as_bytes(tags.get(XMP_TAG))
         iptc = iptc or _as_bytes(tags.get(IPTC_TAG))
-    return ImageMetadata(format=image.format, exif=exif_bytes, xmp=xmp, iptc=iptc, icc_profile=_as_bytes(info.get("icc_profile")))
+    icc_profile = _as_bytes(info.get("icc_profile")) if image.mode not in CONVERTED_COLOR_MODES else None
+    icc_profile, icc_left_out = checked_icc_profile(icc_profile, grayscale)
+    return ImageMetadata(format=image.format, exif=exif_bytes, xmp=xmp, iptc=iptc, icc_profile=icc_profile,
+                         left_out=tuple(left_out + icc_left_out))
+
+
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation of a PIL image (1-8); 1 (upright) when it has none, an invalid one, or EXIF that
+    cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = image.getexif().get(ORIENTATION_TAG, UPRIGHT)
+    except Exception:  # noqa: BLE001 - EXIF Pillow cannot parse: the pixels are taken as stored
+        return UPRIGHT
+    return value if isinstance(value, int) and 1 <= value <= 8 else UPRIGHT
 
 
 def output_exif(exif_bytes: bytes | None, size: tuple[int, int]) -> Image.Exif | None:
@@ -138,4 +255,5 @@ def xmp_for_output(xmp: bytes | None) -> bytes | None:
     return xmp
 
 
-__all__ = ["ImageMetadata", "exif_for_output", "output_exif", "read_pil_metadata", "xmp_for_output"]
+__all__ = ["ImageMetadata", "checked_icc_profile", "exif_for_output", "icc_problem", "orientation_of", "output_exif", "read_pil_metadata",
+           "writable_exif", "xmp_for_output"]

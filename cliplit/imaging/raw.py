@@ -11,16 +11,13 @@ Only the standard library is imported at import time (the CLI's `--help` reads t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ImageReadError, display_name
+from .library_messages import native_lines_dropped
 
 if TYPE_CHECKING:
     from .codec import DecodedImage
@@ -38,38 +35,6 @@ RAW_BITS = 16
 PIXELS_PER_MEGAPIXEL = 1_000_000
 EXIF_GROUPS = {"Image": None, "EXIF": 0x8769, "GPS": 0x8825}  # ExifRead's key prefixes -> IFD (None: the first)
 SKIPPED_EXIF_TAGS = frozenset({0x927C, 0xA005})  # MakerNote, Interoperability pointer: offsets into the RAW file
-
-
-_STDERR_LOCK = threading.Lock()  # one redirection of file descriptor 2 at a time
-
-
-@contextlib.contextmanager
-def _without_libraw_messages(path: Path):
-    """
-    LibRaw prints its data errors ("<file>: Unexpected end of file") on the process's stderr, which would
-    add a second line to the one-line error. While LibRaw runs, file descriptor 2 goes to a temporary
-    file; afterwards everything written there is passed on, except LibRaw's lines about `path`.
-    Nothing is flushed here: a flush would write out another thread's half-written line. The entry
-    points write each line whole (`safety/boundary.py`), so a line lands before or in that file, never cut.
-    """
-    try:
-        stderr_fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (embedded, captured): nothing to filter
-        yield
-        return
-    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
-        saved = os.dup(stderr_fd)
-        os.dup2(captured.fileno(), stderr_fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, stderr_fd)
-            os.close(saved)
-            captured.seek(0)
-            prefix = os.fsencode(path) + b": "
-            kept = [line for line in captured.read().splitlines(keepends=True) if not line.startswith(prefix)]
-            if kept:
-                os.write(stderr_fd, b"".join(kept))
 
 
 @dataclass(frozen=True)
@@ -136,8 +101,9 @@ def read_raw(path: str | os.PathLike, max_megapixels: float | None = None, setti
     path = Path(path)
     name = display_name(path)
     settings = settings or RawSettings()
+    libraw_prefix = os.fsencode(path) + b": "  # LibRaw's own lines about this file (its data errors)
     try:
-        with _without_libraw_messages(path), rawpy.imread(os.fspath(path)) as raw:
+        with native_lines_dropped(lambda line: line.startswith(libraw_prefix)), rawpy.imread(os.fspath(path)) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             megapixels = width * height / PIXELS_PER_MEGAPIXEL
             if max_megapixels is not None and megapixels > max_megapixels:
@@ -154,7 +120,8 @@ def read_raw(path: str | os.PathLike, max_megapixels: float | None = None, setti
     except MemoryError:
         raise ImageReadError(f"{name}: not enough memory to decode this RAW file") from None
     decoded = decode_array(rgb)
-    decoded.metadata = ImageMetadata(format=RAW_FORMAT, exif=read_camera_exif(path))
+    exif, left_out = read_camera_exif(path)
+    decoded.metadata = ImageMetadata(format=RAW_FORMAT, exif=exif, left_out=tuple(left_out))
     return decoded
 
 
@@ -176,16 +143,19 @@ def _exif_value(tag):
     return values[0] if len(values) == 1 else values
 
 
-def read_camera_exif(path: Path) -> bytes | None:
-    """The first IFD, Exif IFD and GPS IFD of a TIFF-based RAW as an EXIF block, or None where ExifRead finds none."""
+def read_camera_exif(path: Path) -> tuple[bytes | None, list[str]]:
+    """(The first IFD, Exif IFD and GPS IFD of a TIFF-based RAW as an EXIF block, or None where ExifRead finds
+    none; what is left out as malformed, `cliplit.imaging.metadata.writable_exif`)."""
     import exifread
     from PIL import Image
+
+    from .metadata import writable_exif
 
     try:
         with open(path, "rb") as file:
             tags = exifread.process_file(file, details=False, extract_thumbnail=False)
     except Exception:  # noqa: BLE001 - a RAW whose EXIF cannot be read is still enhanced, without EXIF
-        return None
+        return None, []
     exif = Image.Exif()
     groups: dict[int, dict] = {}
     for key, tag in tags.items():
@@ -205,7 +175,7 @@ def read_camera_exif(path: Path) -> bytes | None:
             groups.setdefault(pointer, {})[tag.tag] = value
     for pointer, ifd in groups.items():
         exif[pointer] = ifd
-    return exif.tobytes() if len(exif) else None
+    return writable_exif(exif) if len(exif) else (None, [])
 
 
 __all__ = ["RAW_EXTENSIONS", "RAW_FORMAT", "RawSettings", "is_raw", "read_camera_exif", "read_raw"]

@@ -19,7 +19,8 @@ Inputs, per batch (`batch_format="numpy"`, the default):
 
 Output: `image` holds each enhanced image as an (H, W, C) array with the input's channels (C = 1 gray,
 2 gray + alpha, 3 RGB, 4 RGBA), uint8, or uint16 for 16-bit inputs; `bit_depth` says which (8 or 16);
-`path` and every other column pass through. Ray holds one dtype per column: a dataset that mixes 8-bit
+`path` and every other column pass through; `cliplit_settings` says what the image was made with (the model's
+fingerprint and the engine settings, as JSON), for `EnhancedImageDatasink`'s resuming. Ray holds one dtype per column: a dataset that mixes 8-bit
 and 16-bit files needs `mixed_bit_depths=True`, which makes `image` uint16 for every row (8-bit rows
 keep their 0-255 codes; `bit_depth` tells them apart, and `EnhancedImageDatasink` writes each at its
 depth). A row that cannot be enhanced is logged
@@ -30,6 +31,7 @@ kept with its message in an `error` column and an empty image.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import tempfile
@@ -37,10 +39,12 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ..engine.settings import DEFAULT_MODE, FAST_DOWNSCALE, check_settings
+from ..engine.settings import DEFAULT_MODE, DENOISE_OFF, FAST_DOWNSCALE, check_settings
 from ..errors import CLIPLITError, ImageReadError, SettingsError, display_name, first_line
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..imaging.files import OUTPUT_SUFFIX, PARTIAL_MARK
+from ..imaging.formats import encode_png16
+from ..interfaces.resume import RECORD_FOLDER, Provenance, compare_record, record_name, record_text
 from . import require_extra
 
 ray_data = require_extra("ray.data", "ray", "cliplit.integrations.ray")
@@ -50,6 +54,7 @@ BYTES_COLUMN = "bytes"
 PATH_COLUMN = "path"
 BIT_DEPTH_COLUMN = "bit_depth"
 ERROR_COLUMN = "error"
+SETTINGS_COLUMN = "cliplit_settings"
 EMPTY_IMAGE_SHAPE = (0, 0, 3)
 logger = logging.getLogger(__name__)
 
@@ -68,9 +73,12 @@ def decode_file_bytes(data: bytes, name: str, max_megapixels: float | None = DEF
         with open(local, "wb") as handle:
             handle.write(data)
         try:
-            return read_image(local, max_megapixels=max_megapixels)
+            decoded = read_image(local, max_megapixels=max_megapixels)
         except ImageReadError as error:
             raise ImageReadError(str(error).replace(display_name(local), display_name(name))) from None
+    if decoded.note:
+        decoded.note = decoded.note.replace(display_name(local), display_name(name))
+    return decoded
 
 
 def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
@@ -106,12 +114,17 @@ class BatchEnhancer:
                  mixed_bit_depths: bool = False):
         check_settings(mode, tile_size, fast_downscale, strength)
         from ..engine.enhancer import Enhancer
-        from ..engine.runtime import resolve_device
+        from ..engine.runtime import PRECISIONS, resolve_device
+        from ..interfaces.resume import engine_result_settings
         from ..model.loading import load_network
 
         device = resolve_device(device)
-        self.enhancer = Enhancer(load_network(model), mode=mode, strength=strength, tile_size=tile_size,
+        network = load_network(model)
+        self.enhancer = Enhancer(network, mode=mode, strength=strength, tile_size=tile_size,
                                  precision=precision, device=device, compile=compile, fast_downscale=fast_downscale)
+        precision_name = next(name for name, dtype in PRECISIONS.items() if dtype == self.enhancer.runtime.dtype)
+        self.settings = json.dumps(engine_result_settings(network, mode, strength, precision_name, DENOISE_OFF, fast_downscale),
+                                   sort_keys=True)  # what every image of this actor is made with (`SETTINGS_COLUMN`)
         self.max_megapixels = max_megapixels
         self.keep_errors = keep_errors
         self.mixed_bit_depths = mixed_bit_depths
@@ -126,6 +139,8 @@ class BatchEnhancer:
         from ..imaging.codec import decode_array, encode_array
 
         decoded = decode_file_bytes(data, name, self.max_megapixels) if data is not None else decode_array(image)
+        if decoded.note:
+            logger.info("note: %s", decoded.note)
         enhanced, _ = self.enhancer.enhance_decoded(decoded)
         array = encode_array(enhanced)
         return (array[:, :, None] if array.ndim == 2 else array), enhanced.bit_depth
@@ -165,6 +180,7 @@ class BatchEnhancer:
         output = {key: np.asarray(value)[kept] for key, value in batch.items() if key not in (IMAGE_COLUMN, BYTES_COLUMN)}
         output[IMAGE_COLUMN] = _stacked(images)
         output[BIT_DEPTH_COLUMN] = np.asarray(depths, dtype=np.uint8)
+        output[SETTINGS_COLUMN] = np.asarray([self.settings] * len(kept), dtype=object)
         if self.keep_errors:
             output[ERROR_COLUMN] = np.asarray(errors, dtype=object)
         return output
@@ -172,20 +188,13 @@ class BatchEnhancer:
 
 def png_bytes(array: np.ndarray, bit_depth: int | None = None) -> bytes:
     """An enhanced array (H, W[, C], uint8 or uint16) as PNG bytes of `bit_depth` bits (default: the array's),
-    encoded as `cliplit enhance` writes it (Pillow for 8 bits, OpenCV for 16 bits)."""
+    encoded as `cliplit enhance` writes it (Pillow for 8 bits, `cliplit.imaging.formats.encode_png16` for 16 bits)."""
     if bit_depth == 8:
         array = array.astype(np.uint8)  # an 8-bit row of a block Ray stored as uint16: the codes are unchanged
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.dtype == np.uint16:
-        import cv2
-
-        if array.ndim == 3:
-            array = array[:, :, [2, 1, 0, 3] if array.shape[2] == 4 else [2, 1, 0]]  # OpenCV writes BGR(A)
-        ok, encoded = cv2.imencode(OUTPUT_SUFFIX, np.ascontiguousarray(array))
-        if not ok:
-            raise ValueError("OpenCV could not encode the image")
-        return encoded.tobytes()
+        return encode_png16(array)
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -202,8 +211,11 @@ class EnhancedImageDatasink(ray_data.Datasink):
     """
     Writes the `image` column as `<output>/<stem of path>.png`, the names and bytes `cliplit enhance`
     writes, to a local folder or object storage (any pyarrow filesystem: `s3://`, `gs://`, ...).
-    Existing outputs are kept (a rerun completes an interrupted job) unless `overwrite`; local files
-    are written to a temporary name and renamed, so an interrupted job leaves no partial file. Rows
+    An existing output is skipped (a rerun completes an interrupted job) only when its record says it was
+    made with the row's `cliplit_settings` (the same model and settings, `cliplit.interfaces.resume`);
+    one made otherwise, or with no record, is kept and counted in one logged line; `overwrite=True`
+    redoes both. Each output's record is written after it (`.cliplit/<name>.json` beside it). Local
+    files are written to a temporary name and renamed, so an interrupted job leaves no partial file. Rows
     with an `error` (`keep_errors=True`) are not written. Inputs must have distinct stems (as in one
     camera folder): two inputs named `a.jpg` and `a.png` would both be written as `a.png`.
     """
@@ -226,35 +238,72 @@ class EnhancedImageDatasink(ray_data.Datasink):
         filesystem, root = self._resolve()
         filesystem.create_dir(root, recursive=True)
 
+    @staticmethod
+    def _put(filesystem, target: str, data: bytes, local: bool) -> None:
+        """Write `data` to `target` (locally through a temporary name, renamed when complete)."""
+        partial = f"{target}.{os.getpid()}{PARTIAL_MARK}" if local else target
+        try:
+            with filesystem.open_output_stream(partial) as stream:
+                stream.write(data)
+            if local:
+                filesystem.move(partial, target)
+        finally:
+            if local and os.path.exists(partial):
+                os.unlink(partial)
+
+    @staticmethod
+    def _made_the_same_way(filesystem, record: str, settings: str | None) -> Provenance:
+        """Whether the existing output whose record is `record` was made with the row's `settings` (rows without
+        settings, from code other than `BatchEnhancer`: taken as the same, as before records)."""
+        if settings is None:
+            return Provenance(True)
+        try:
+            with filesystem.open_input_stream(record) as stream:
+                text = stream.read().decode("utf-8", "replace")
+        except (OSError, FileNotFoundError):
+            text = None
+        return compare_record(text, json.loads(settings))
+
     def write(self, blocks, ctx) -> dict[str, int]:
         import pyarrow.fs
         from ray.data.block import BlockAccessor
 
         filesystem, root = self._resolve()
         local = isinstance(filesystem, pyarrow.fs.LocalFileSystem)
-        counts = {"written": 0, "skipped": 0}
+        counts = {"written": 0, "skipped": 0, "kept": 0}
+        differences: set[str] = set()
         for block in blocks:
             for row in BlockAccessor.for_block(block).iter_rows(public_row_format=True):
                 if row.get(ERROR_COLUMN):
                     continue
                 if PATH_COLUMN not in row:
                     raise SettingsError("EnhancedImageDatasink needs the input paths: read with include_paths=True")
-                target = f"{root.rstrip('/')}/{output_name(row[PATH_COLUMN])}"
+                name = output_name(row[PATH_COLUMN])
+                target = f"{root.rstrip('/')}/{name}"
+                record = f"{root.rstrip('/')}/{record_name(name)}"
+                settings = row.get(SETTINGS_COLUMN)
                 if not self.overwrite and filesystem.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
-                    logger.info("%s: exists, kept (overwrite=True redoes it)", display_name(target))
-                    counts["skipped"] += 1
+                    made = self._made_the_same_way(filesystem, record, settings)
+                    if made.same:
+                        logger.info("%s: exists, made with this model and these settings: kept (overwrite=True redoes it)",
+                                    display_name(target))
+                        counts["skipped"] += 1
+                    else:
+                        counts["kept"] += 1
+                        differences.update(made.differences)
                     continue
-                data = png_bytes(np.asarray(row[IMAGE_COLUMN]), row.get(BIT_DEPTH_COLUMN))
-                partial = f"{target}.{os.getpid()}{PARTIAL_MARK}" if local else target
-                try:
-                    with filesystem.open_output_stream(partial) as stream:
-                        stream.write(data)
-                    if local:
-                        filesystem.move(partial, target)
-                finally:
-                    if local and os.path.exists(partial):
-                        os.unlink(partial)
+                if settings is not None and filesystem.get_file_info(record).type == pyarrow.fs.FileType.File:
+                    filesystem.delete_file(record)  # no record while the output is being (re)made
+                self._put(filesystem, target, png_bytes(np.asarray(row[IMAGE_COLUMN]), row.get(BIT_DEPTH_COLUMN)), local)
+                if settings is not None:
+                    filesystem.create_dir(f"{root.rstrip('/')}/{RECORD_FOLDER}", recursive=True)
+                    self._put(filesystem, record, record_text(json.loads(settings), PurePosixPath(row[PATH_COLUMN]).name).encode(),
+                              local)
                 counts["written"] += 1
+        if counts["kept"]:
+            logger.warning("error: %s: %d existing output(s) not made with this model and these settings (%s): kept, not "
+                           "redone; overwrite=True redoes them, or choose another output", display_name(root), counts["kept"],
+                           ", ".join(sorted(differences)))
         return counts
 
 

@@ -10,7 +10,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CLIPLITError, display_name, first_line
@@ -19,6 +19,7 @@ from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_i
 from ..safety.outputs import Reads, file_identity
 from ..safety.reading import NotARegularFileError, glob_files, is_pattern, require_regular_file, split_pattern, walk_files
 from ..video.settings import VIDEO_EXTENSIONS, is_video_file
+from .resume import Provenance, provenance
 
 PREFETCH_IMAGES = 2
 
@@ -99,12 +100,16 @@ def reads_of_inputs(inputs: list[str], files: list[Path], recursive: bool = Fals
 
 @dataclass
 class Plan:
-    """What a batch will do: jobs to run, inputs that cannot run (failures), and inputs whose output
-    exists already (skipped: a rerun completes an interrupted batch; --overwrite redoes them)."""
+    """What a batch will do: jobs to run, inputs that cannot run (failures), inputs whose output exists
+    already, made with the same model and settings (skipped: a rerun completes an interrupted batch), and
+    inputs whose existing output was made otherwise or says nothing of how (kept, not redone), with the
+    settings that differ. --overwrite redoes both."""
 
     jobs: list[Job]
     failures: list[Failure]
     skipped: list[Job]
+    kept: list[Job] = field(default_factory=list)
+    kept_differences: set[str] = field(default_factory=set)
 
 
 def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
@@ -123,11 +128,14 @@ def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
 
 
 def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
-              suffix_for: Callable[[Path], str] | None = None) -> Plan:
+              suffix_for: Callable[[Path], str] | None = None,
+              settings_of: Callable[[Path], dict] | None = None) -> Plan:
     """
     Name each output in `output_dir` (`output_names`: inputs sharing a stem are named apart, the same
     way on every run; `suffix_for(source)`: the output's extension, default .png). Never targets an
-    input, a link to one or a folder; an existing output is skipped unless `overwrite`.
+    input, a link to one or a folder. Unless `overwrite`, an existing output is skipped when its record
+    says it was made with `settings_of(source)` (`cliplit.interfaces.resume`), and kept otherwise;
+    without `settings_of`, every existing output is skipped.
     """
     inputs = {p.resolve() for p in files}
     input_ids = {file_identity(p) for p in files} - {None}
@@ -145,7 +153,12 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
         elif target.is_dir():
             plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))
         elif target.exists() and not overwrite:
-            plan.skipped.append(Job(source, target))
+            made = provenance(target, settings_of(source)) if settings_of is not None else Provenance(True)
+            if made.same:
+                plan.skipped.append(Job(source, target))
+            else:
+                plan.kept.append(Job(source, target))
+                plan.kept_differences.update(made.differences)
         else:
             plan.jobs.append(Job(source, target))
     return plan
@@ -157,12 +170,13 @@ def run_jobs(
     on_done: Callable[[Job, Failure | None], None] | None = None,
     read: Callable[[Path], DecodedImage] = read_image,
     on_note: Callable[[str], None] | None = None,
-    write: Callable[[Path, DecodedImage], None] = write_image,
+    write: Callable[[Path, DecodedImage], list[str] | None] = write_image,
 ) -> list[Failure]:
     """
     Read (with `read`), enhance and write (with `write`) every job, overlapping reading and writing with `enhance`. A
-    file that fails is reported (one line) and the rest go on; a decoded image's note goes to
-    `on_note`. Returns the failures.
+    file that fails is reported (one line) and the rest go on; a decoded image's note, and each note `write`
+    returns (what it could not write, e.g. metadata an encoder refused), go to `on_note`, naming the file.
+    Returns the failures.
     """
     failures: list[Failure] = []
 
@@ -187,8 +201,8 @@ def run_jobs(
                 finish(job, Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}"))
                 continue
             pending_writes.append((job, pool.submit(write, job.target, enhanced)))
-            pending_writes = _collect_writes(pending_writes, finish, wait=False)
-        _collect_writes(pending_writes, finish, wait=True)
+            pending_writes = _collect_writes(pending_writes, finish, on_note, wait=False)
+        _collect_writes(pending_writes, finish, on_note, wait=True)
     return failures
 
 
@@ -202,14 +216,16 @@ def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job], read) -> Iterator[tuple
     yield from queue
 
 
-def _collect_writes(pending, finish, wait: bool):
+def _collect_writes(pending, finish, on_note, wait: bool):
     remaining = []
     for job, future in pending:
         if not wait and not future.done():
             remaining.append((job, future))
             continue
         try:
-            future.result()
+            notes = future.result() or []
+            for note in notes if on_note is not None else ():
+                on_note(f"{display_name(job.source)}: {note}")
             finish(job, None)
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or first_line(error)  # "No space left on device", not its temporary's name

@@ -19,7 +19,7 @@ from ..engine.settings import DEFAULT_MODE, DEFAULT_PRECISION, FAST_DOWNSCALE, M
 from ..errors import SettingsError, display_name
 from ..evaluation import DEFAULT_METRICS, METRICS
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
-from ..imaging.formats import COLOR_SPACES, DEFAULT_FORMAT, DEFAULT_QUALITY, FORMAT_CHOICES, QUALITY_RANGE
+from ..imaging.formats import COLOR_SPACES, DEFAULT_FORMAT, DEFAULT_QUALITY, FORMAT_CHOICES, LOSSY_FORMATS, QUALITY_RANGE
 from ..imaging.raw import DEMOSAIC_ALGORITHMS, EXPOSURE_RANGE_EV, HIGHLIGHT_MODES, WHITE_BALANCES
 from ..model.architecture import MAX_STRENGTH, PADDING_VARIANTS
 from ..model.catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS
@@ -28,6 +28,9 @@ from ..safety.outputs import OutputFolder, Reads, check_output_file, check_outpu
 from ..video.options import add_video_options
 
 DEFAULT_OUTPUT_DIR = "enhanced"
+# The options (argparse names) that change an output besides the engine's and the format's (`result_settings`).
+RAW_RESULT_OPTIONS = ("raw_white_balance", "raw_auto_bright", "raw_demosaic", "raw_highlights", "raw_exposure")
+VIDEO_RESULT_OPTIONS = ("video_codec", "video_crf", "temporal")
 MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
               f"folder, an authors' .pth file or a Hub repo id (default: $CLIPLIT_MODEL, else {DEFAULT_MODEL_NAME})")
 
@@ -207,6 +210,48 @@ def video_enhancer(enhancer, args: argparse.Namespace):
 
 
 
+def result_settings(args: argparse.Namespace, network):
+    """
+    `settings_of(source) -> dict`: what the output of `source` depends on, recorded beside it so that a
+    rerun skips only the outputs made the same way (`cliplit.interfaces.resume`): the model (its
+    fingerprint), the engine options that change the pixels (the strength as resolved, the mode, fast mode's
+    downscale, the precision, --denoise), --strip-metadata, and the output, RAW or video options that apply
+    to that input. The device, --tile-size and --compile change how the network runs, not the result
+    (tiles are exact), and are not recorded.
+    """
+    from ..imaging.raw import is_raw
+    from ..video.settings import is_video_file
+    from .resume import engine_result_settings
+
+    options, _ = output_options(args)
+    engine = engine_result_settings(network, args.mode, args.strength, args.precision, args.denoise, args.fast_downscale)
+    engine["strip_metadata"] = args.strip_metadata
+
+    def settings_of(source: Path) -> dict:
+        if is_video_file(source):
+            return {**engine, **{name: getattr(args, name) for name in VIDEO_RESULT_OPTIONS if hasattr(args, name)}}
+        output_format = options.format_for(source)
+        chosen = {"format": output_format, "color_space": args.color_space}
+        if output_format in LOSSY_FORMATS:
+            chosen["quality"] = args.quality or DEFAULT_QUALITY[output_format]
+        if is_raw(source):
+            chosen.update({name: getattr(args, name) for name in RAW_RESULT_OPTIONS})
+        return {**engine, **chosen}
+
+    return settings_of
+
+
+def kept_outputs_message(plan, output: Path) -> str:
+    """The one line that says which existing outputs were not made with this run's model and settings."""
+    from .resume import NO_RECORD
+
+    options = sorted(f"--{name.replace('_', '-')}" for name in plan.kept_differences - {NO_RECORD})
+    reasons = ([f"made with another {', '.join(options)}"] if options else []) + (
+        ["with no record of their settings: an older cliplit, or not cliplit"] if NO_RECORD in plan.kept_differences else [])
+    return (f"{display_name(output)}: {len(plan.kept)} existing output(s) not made with this model and these settings "
+            f"({'; '.join(reasons)}): kept, not redone; --overwrite redoes them, or choose another --output")
+
+
 def run_enhance(args: argparse.Namespace) -> int:
     from ..engine.runtime import resolve_device
     from ..imaging.files import image_extensions
@@ -231,10 +276,13 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from ..model.loading import load_network
     from ..video.settings import is_video_file
     from .batch import plan_jobs, run_jobs, split_for_process
+    from .resume import forget, remember
     from .video_batch import run_video_jobs
 
     options, raw_settings = output_options(args)
-    plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for)
+    network = load_network(args.model) if files else None  # checked before any output is skipped
+    settings_of = result_settings(args, network) if network is not None else None
+    plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for, settings_of=settings_of)
     jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
     if distributed:
@@ -246,16 +294,22 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         process_index, num_processes, device = state.process_index, state.num_processes, state.device
         jobs = split_for_process(jobs, process_index, num_processes)
         failures = failures if state.is_main_process else []
+    kept = bool(plan.kept) and process_index == 0
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
+    if kept:
+        print(f"error: {kept_outputs_message(plan, output)}", file=sys.stderr)
     if plan.skipped and process_index == 0:
-        print(f"skipped {len(plan.skipped)} file(s) whose output exists (--overwrite redoes them)", file=sys.stderr)
+        print(f"skipped {len(plan.skipped)} file(s) whose output exists, made with this model and these settings "
+              "(--overwrite redoes them)", file=sys.stderr)
     if not jobs:
-        if process_index == 0 and not failures and not plan.skipped:
+        if process_index == 0 and not failures and not plan.skipped and not plan.kept:
             print("error: nothing to enhance", file=sys.stderr)
-        return EXIT_FAILURE if failures or (process_index == 0 and not plan.skipped) else 0
+        return EXIT_FAILURE if failures or kept or (process_index == 0 and not plan.skipped) else 0
 
-    network = load_network(args.model)
+    for job in jobs:  # an output about to be (re)made has no record until it is complete
+        forget(job.target)
+    sources = {job.target: job.source for job in jobs}
     if device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
     enhancer = build_engine(network, args, device)
@@ -269,18 +323,27 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
             progress.write(f"error: {failure.message}", file=sys.stderr)
         progress.update(1)
 
+    def write(target: Path, image) -> list[str]:
+        notes = write_image(target, image, options)
+        remember(target, settings_of(sources[target]), sources[target])
+        return notes
+
+    def video_done(job, failure) -> None:
+        if failure is None:
+            remember(job.target, settings_of(job.source), job.source)
+
     read = functools.partial(read_image, max_megapixels=args.max_megapixels, raw_settings=raw_settings)
-    write = functools.partial(write_image, options=options)
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
                             on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr), write=write)
     progress.close()
     if videos:
-        run_failures += run_video_jobs(videos, video_enhancer(enhancer, args), quiet=args.quiet or process_index != 0)
+        run_failures += run_video_jobs(videos, video_enhancer(enhancer, args), quiet=args.quiet or process_index != 0,
+                                       on_done=video_done)
     jobs += videos
     if num_processes > 1:
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
-    return EXIT_FAILURE if failures or run_failures else 0
+    return EXIT_FAILURE if failures or kept or run_failures else 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
