@@ -17,19 +17,21 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
+from ..safety.native_lines import without_native_lines
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .codec import EIGHT_BIT_MAX, DecodedImage, decode_array, decode_pil, orient
 from .formats import (
     FORMAT_SUFFIXES,
     HEIF_EXTENSIONS,
+    OPENCV_LINE_PREFIXES,
     OutputOptions,
     format_of_path,
     heif_plugin_error,
     input_extensions,
     write_as,
 )
-from .library_messages import is_opencv_line, native_lines_dropped, pillow_warnings_ignored
 from .metadata import orientation_of, read_pil_metadata
+from .pillow_warnings import pillow_warnings_ignored
 from .raw import RawSettings, is_raw, read_raw
 
 SIXTEEN_BIT_RAWMODE_MARK = ";16"
@@ -58,7 +60,7 @@ def _is_gray_with_alpha(image: Image.Image) -> bool:
 def _read_sixteen_bit_color(path: Path, orientation: int, gray_with_alpha: bool) -> DecodedImage:
     import cv2
 
-    with native_lines_dropped(is_opencv_line):  # libpng's warnings about the file's chunks (its own lines)
+    with without_native_lines(OPENCV_LINE_PREFIXES):  # libpng's warnings about the file's chunks (its own lines)
         array = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if array is None or array.dtype != np.uint16 or array.ndim != 3:
         raise ImageReadError(f"{display_name(path)}: cannot decode this 16-bit colour image")

@@ -11,7 +11,7 @@ no sub-IFDs: its EXIF tags are in the first IFD (TIFF/EP's layout) and GPS is no
 transparent result is flattened onto white. Metadata never stops the pixels: when an encoder refuses a
 result with its metadata (EXIF over JPEG's 64 KB segment, a profile libpng rejects), it is written without
 EXIF, XMP and IPTC, then without the ICC profile as well, and `write_as` returns a note saying so. Native
-encoders' own lines on stderr are not passed on (`cliplit.imaging.library_messages`). This module imports
+encoders' own lines on stderr are not passed on (`cliplit.safety.native_lines`). This module imports
 only the standard library at import time (the CLI's `--help` reads its names).
 """
 
@@ -50,6 +50,8 @@ TIFF_IPTC_TAG = 33723
 TIFF_DTYPES = {1: "B", 2: "s", 3: "H", 4: "I", 6: "b", 7: "B", 8: "h", 9: "i", 11: "f", 12: "d"}
 PNG_METADATA_CHUNKS = (b"iCCP", b"eXIf", b"iTXt")  # the chunks Pillow writes for an ICC profile, EXIF and XMP
 GRAY_ALPHA_CHANNELS = 2
+# The lines libpng (inside OpenCV) and OpenCV's logger print themselves; an empty line ends OpenCV's error messages.
+OPENCV_LINE_PREFIXES = (b"libpng ", b"[ERROR:", b"[ WARN:", b"[ INFO:", b"[DEBUG:", b"\n")
 TIFF_LAYOUT_TAGS = frozenset({0x011A, 0x011B, 0x0128, 0x0112, 0x0131, 0x0132, 0xA002, 0xA003})  # tifffile writes (or the TIFF says) these
 
 
@@ -245,7 +247,7 @@ def encode_png16(array, exif_bytes: bytes | None = None, xmp: bytes | None = Non
     import cv2
     import numpy as np
 
-    from .library_messages import is_opencv_line, native_lines_dropped
+    from ..safety.native_lines import without_native_lines
     from .metadata import EXIF_PREFIX
 
     if array.ndim == 3 and array.shape[2] == GRAY_ALPHA_CHANNELS:
@@ -262,7 +264,7 @@ def encode_png16(array, exif_bytes: bytes | None = None, xmp: bytes | None = Non
             values.append(np.frombuffer(data, np.uint8))
     if not hasattr(cv2, "imencodeWithMetadata"):
         raise RuntimeError(f"16-bit PNG with metadata needs OpenCV 4.12 or newer (this is {cv2.__version__})")
-    with native_lines_dropped(is_opencv_line):  # libpng's and OpenCV's own lines: the reason is ours
+    with without_native_lines(OPENCV_LINE_PREFIXES):  # libpng's and OpenCV's own lines: the reason is ours
         try:
             encoded, png = cv2.imencodeWithMetadata(".png", np.ascontiguousarray(array), kinds, values)
         except cv2.error:

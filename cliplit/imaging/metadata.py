@@ -21,12 +21,12 @@ from __future__ import annotations
 import io
 import re
 import struct
-import warnings
 from dataclasses import dataclass, replace
 
 from PIL import ExifTags, Image
 
 from ..errors import first_line
+from .pillow_warnings import pillow_warnings_ignored
 
 EXIF_PREFIX = b"Exif\x00\x00"
 ORIENTATION_TAG = 0x0112
@@ -124,8 +124,7 @@ def writable_exif(exif: Image.Exif) -> tuple[bytes | None, list[str]]:
         return kept
 
     try:
-        with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; what it cannot read is named below
-            warnings.simplefilter("ignore")
+        with pillow_warnings_ignored():  # Pillow warns of corrupt EXIF; what it cannot read is named below
             first = dict(exif.items())
             for tag, value in keep(first, None).items():
                 carried[tag] = value
@@ -178,8 +177,7 @@ def read_pil_metadata(image: Image.Image, grayscale: bool) -> ImageMetadata:
     """
     info = image.info
     try:
-        with warnings.catch_warnings():  # Pillow warns of corrupt EXIF; what it cannot read is named
-            warnings.simplefilter("ignore")
+        with pillow_warnings_ignored():  # Pillow warns of corrupt EXIF; what it cannot read is named
             exif = image.getexif()
         exif_bytes, left_out = writable_exif(exif) if len(exif) else (None, [])
     except Exception as error:  # noqa: BLE001 - an EXIF block Pillow cannot parse: not carried
@@ -202,8 +200,7 @@ def orientation_of(image: Image.Image) -> int:
     """The EXIF orientation of a PIL image (1-8); 1 (upright) when it has none, an invalid one, or EXIF that
     cannot be read."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with pillow_warnings_ignored():
             value = image.getexif().get(ORIENTATION_TAG, UPRIGHT)
     except Exception:  # noqa: BLE001 - EXIF Pillow cannot parse: the pixels are taken as stored
         return UPRIGHT
@@ -219,8 +216,7 @@ def output_exif(exif_bytes: bytes | None, size: tuple[int, int]) -> Image.Exif |
         return None
     source = Image.Exif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with pillow_warnings_ignored():
             source.load(exif_bytes)
             source.get_ifd(ExifTags.IFD.Exif), source.get_ifd(ExifTags.IFD.GPSInfo)  # parsed now: errors surface here
     except (struct.error, ValueError, TypeError, KeyError, OSError, SyntaxError):

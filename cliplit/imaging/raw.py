@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ImageReadError, display_name
-from .library_messages import native_lines_dropped
+from ..safety.native_lines import without_native_lines
 
 if TYPE_CHECKING:
     from .codec import DecodedImage
@@ -101,9 +101,9 @@ def read_raw(path: str | os.PathLike, max_megapixels: float | None = None, setti
     path = Path(path)
     name = display_name(path)
     settings = settings or RawSettings()
-    libraw_prefix = os.fsencode(path) + b": "  # LibRaw's own lines about this file (its data errors)
     try:
-        with native_lines_dropped(lambda line: line.startswith(libraw_prefix)), rawpy.imread(os.fspath(path)) as raw:
+        # LibRaw prints its data errors ("<file>: Unexpected end of file") itself: only the one-line error is reported
+        with without_native_lines((os.fsencode(path) + b": ",)), rawpy.imread(os.fspath(path)) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             megapixels = width * height / PIXELS_PER_MEGAPIXEL
             if max_megapixels is not None and megapixels > max_megapixels:

@@ -195,7 +195,7 @@ def test_raw_and_jpeg_with_the_same_stem_are_named_apart(tmp_path):
         result = run_cli("enhance", tmp_path / "IMG_0001.dng", tmp_path / "IMG_0001.jpg", "--model", ENHANCEMENT_CHECKPOINT,
                          "-o", out, "--format", output_format, "--quiet")
         assert result.returncode == 0, result.stderr
-        assert {p.name for p in out.iterdir()} == expected
+        assert {p.name for p in out.iterdir() if p.is_file()} == expected
 
 
 @pytest.mark.reference
@@ -216,7 +216,7 @@ def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_pat
     for name in bad + ["whole.dng"]:
         assert sum(name in line for line in errors) == 1, result.stderr
     assert any("whole.dng" in line and "--max-megapixels" in line for line in errors)
-    assert {p.name for p in out.iterdir()} == {"good.png"}  # nothing partial
+    assert {p.name for p in out.iterdir() if p.is_file()} == {"good.png"}  # nothing partial
     other_lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("error:")]
     assert not other_lines, result.stderr  # LibRaw's own messages are not passed on
 
@@ -278,7 +278,7 @@ def test_a_heif_plugin_that_fails_to_load_is_one_line_for_heic_files_only(tmp_pa
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1 and len(errors) == 1, result.stderr
     assert "phone.heic" in errors[0] and "libheif.so.1" in errors[0]
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"good.png"}
+    assert {p.name for p in (tmp_path / "out").iterdir() if p.is_file()} == {"good.png"}
 
 
 @pytest.mark.reference

@@ -83,7 +83,7 @@ def test_batch_writes_every_good_file_and_reports_each_bad_one_in_one_line(batch
     folder, output, result, _ = batch_result
     assert_no_traceback(result)
     assert result.returncode == 1
-    written = sorted(p.name for p in output.iterdir())
+    written = sorted(p.name for p in output.glob("*.png"))
     assert written == ["color16.png", "first.png", "gray16.png", "second.png"]
     errors = error_lines(result)
     assert any("does-not-exist.jpg" in e and "no such file" in e for e in errors), errors
@@ -118,8 +118,8 @@ def test_never_overwrites_an_input_or_an_existing_output(tmp_path):
     out.mkdir()
     (out / "photo.png").write_bytes(b"keep me")
     result = run_cli("enhance", photo, "--model", ENHANCEMENT_CHECKPOINT, "--output", out, "--device", "cpu")
-    assert result.returncode == 0 and (out / "photo.png").read_bytes() == b"keep me"  # skipped, as a rerun does
-    assert "skipped 1 file(s) whose output exists (--overwrite redoes them)" in result.stderr
+    assert result.returncode == 1 and (out / "photo.png").read_bytes() == b"keep me"  # kept: nothing says how it was made
+    assert "1 existing output(s) not made with this model and these settings" in error_lines(result)[0]
     result = run_cli("enhance", photo, "--model", ENHANCEMENT_CHECKPOINT, "--output", out, "--device", "cpu", "--overwrite")
     assert result.returncode == 0, result.stderr
     with Image.open(out / "photo.png") as replaced:
@@ -133,7 +133,7 @@ def test_same_stem_inputs_get_distinct_outputs(tmp_path):
     result = run_cli("enhance", tmp_path / "shot.jpg", tmp_path / "shot.png", "--model", ENHANCEMENT_CHECKPOINT,
                      "--output", out, "--device", "cpu", "--quiet")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["shot.png", "shot.png.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["shot.png", "shot.png.png"]
 
 
 def test_strength_option_and_environment_model(tmp_path):

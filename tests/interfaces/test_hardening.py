@@ -155,7 +155,7 @@ def test_same_stem_inputs_are_named_apart_and_links_to_inputs_are_refused(tmp_pa
     out = tmp_path / "out"
     result = cli("enhance", *inputs, "--model", model_dir, "-o", out, "-q")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg-2.png", "a.jpg.png", "a.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.jpg-2.png", "a.jpg.png", "a.png"]
     linked = tmp_path / "linked"
     linked.mkdir()
     original = inputs[0].read_bytes()
@@ -208,8 +208,9 @@ def test_an_interrupted_batch_leaves_no_partial_file_and_a_rerun_completes_it(tm
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 130 and "Traceback" not in stderr and "interrupted" in stderr
-    written = sorted(out.iterdir())
+    written = sorted(p for p in out.iterdir() if p.is_file())  # the outputs (.cliplit/ holds their records)
     assert written and all(not p.name.startswith(".") for p in written)  # no temporary file left
+    assert not [p for p in out.rglob("*") if ".partial" in p.name]  # nor a temporary record
     for path in written:
         with Image.open(path) as image:
             image.load()  # complete, readable PNGs only
@@ -217,4 +218,4 @@ def test_an_interrupted_batch_leaves_no_partial_file_and_a_rerun_completes_it(tm
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipped {len(written)} file(s) whose output exists" in rerun.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{p.stem}.png" for p in inputs)

@@ -104,8 +104,8 @@ def test_outputs_stay_atomic_when_signals_repeat(tmp_path, model_dir):
         time.sleep(0.25)
     _, stderr = process.communicate(timeout=HANG_TIMEOUT_S)
     assert process.returncode == 130 and "Traceback" not in stderr
-    assert not [p for p in out.iterdir() if ".partial" in p.name]
-    for path in out.iterdir():
+    assert not [p for p in out.rglob("*") if ".partial" in p.name]
+    for path in (p for p in out.iterdir() if p.is_file()):  # the outputs (.cliplit/ holds their records)
         with Image.open(path) as image:
             image.load()  # complete files only
 
@@ -151,7 +151,7 @@ def test_traversals_stop_at_symlink_loops_and_name_inputs_as_the_user_did(tmp_pa
         out = tmp_path / f"out{len(inputs)}"
         result = cli("enhance", *inputs, "--model", model_dir, "-o", out, "-q")
         assert result.returncode == 0, result.stderr
-        assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]  # each file once, by its own name
+        assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]  # each file once, by its own name
     from cliplit.safety.reading import glob_files
 
     assert glob_files(f"{tree}/**/*.png") == [tree / "a.png", tree / "sub" / "b.png", tree / "z-alias.png"]
