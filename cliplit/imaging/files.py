@@ -48,13 +48,18 @@ def image_extensions() -> set[str]:
     return input_extensions()
 
 
+def _raw_modes(image: Image.Image) -> list[str]:
+    """How the file stores the pixels of each of its tiles, as Pillow names it ("RGB;16B", "LA;16B", "L;2", ...)."""
+    return [tile.args if isinstance(tile.args, str) else str(tile.args[0]) if tile.args else "" for tile in image.tile]
+
+
 def _is_sixteen_bit_color(image: Image.Image) -> bool:
-    """A 16-bit RGB(A) or gray + alpha file (Pillow holds it as 8-bit RGBA)."""
-    return image.mode in COLOR_MODES and any(SIXTEEN_BIT_RAWMODE_MARK in str(tile.args) for tile in image.tile)
+    """A 16-bit RGB(A) or gray + alpha file (Pillow holds it as 8-bit RGB(A))."""
+    return image.mode in COLOR_MODES and any(SIXTEEN_BIT_RAWMODE_MARK in mode for mode in _raw_modes(image))
 
 
 def _is_gray_with_alpha(image: Image.Image) -> bool:
-    return any(str(tile.args).startswith(GRAY_ALPHA_RAWMODE) for tile in image.tile)
+    return any(mode.startswith(GRAY_ALPHA_RAWMODE) for mode in _raw_modes(image))
 
 
 def _read_sixteen_bit_color(path: Path, orientation: int, gray_with_alpha: bool) -> DecodedImage:
@@ -74,8 +79,8 @@ def _read_sixteen_bit_color(path: Path, orientation: int, gray_with_alpha: bool)
 def _scale_low_bit_gray_key(image: Image.Image) -> None:
     """Pillow scales 1-, 2- and 4-bit gray PNG pixels to 0-255 but not their colour key (tRNS): scale it too."""
     key = image.info.get("transparency")
-    rawmode = str(image.tile[0].args) if image.mode == "L" and image.tile else ""
-    bits = next((bits for bits in LOW_GRAY_BITS if rawmode.startswith(f"L;{bits}")), None)
+    raw_modes = _raw_modes(image) if image.mode == "L" else []
+    bits = next((bits for bits in LOW_GRAY_BITS for mode in raw_modes if mode.startswith(f"L;{bits}")), None)
     if isinstance(key, int) and bits is not None:
         image.info["transparency"] = key * EIGHT_BIT_MAX // (2**bits - 1)
 

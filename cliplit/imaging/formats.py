@@ -175,6 +175,7 @@ def write_as(path: Path, image, format: str, options: OutputOptions | None = Non
 
 
 def _encode(path: Path, image, format: str, options: OutputOptions, metadata) -> None:
+    from ..errors import first_line
     from .metadata import exif_for_output, xmp_for_output
 
     try:
@@ -191,7 +192,7 @@ def _encode(path: Path, image, format: str, options: OutputOptions, metadata) ->
         else:
             _write_pil(path, image, format, options, exif_bytes, xmp, metadata)
     except (RuntimeError, TypeError, ValueError, AttributeError, KeyError, struct.error) as error:  # the encoder refused
-        raise EncoderRefused(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__) from None
+        raise EncoderRefused(first_line(error)) from None
 
 
 def _png_arguments(exif_bytes, xmp, icc) -> dict:

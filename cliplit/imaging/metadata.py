@@ -148,16 +148,23 @@ def writable_exif(exif: Image.Exif) -> tuple[bytes | None, list[str]]:
 
 
 def icc_problem(icc_profile: bytes, grayscale: bool) -> str | None:
-    """Why an ICC profile cannot describe these pixels (LittleCMS cannot read it, or it is for another colour
-    model than RGB or gray, as `grayscale` says), or None when it can."""
+    """Why an ICC profile cannot describe these pixels (LittleCMS cannot read it, it is for another colour
+    model than RGB or gray, as `grayscale` says, or it lacks what a conversion to sRGB needs), or None."""
     from PIL import ImageCms
 
     try:
-        space = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)).profile.xcolor_space.strip()
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        space = profile.profile.xcolor_space.strip()
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
         return f"unreadable: {first_line(error)}"
     expected = ICC_COLOR_SPACES[grayscale]
-    return None if space == expected else f"a {space or 'unknown'} profile for {expected} pixels"
+    if space != expected:
+        return f"a {space or 'unknown'} profile for {expected} pixels"
+    try:  # what a colour-managed viewer (and `--color-space srgb`) does with it
+        ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "L" if grayscale else "RGB", "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as error:
+        return f"incomplete: LittleCMS {first_line(error)}"
+    return None
 
 
 def checked_icc_profile(icc_profile: bytes | None, grayscale: bool) -> tuple[bytes | None, list[str]]:

@@ -21,7 +21,7 @@ from hostile_files import (
     write_jpeg_with_wrong_exif,
     write_png,
 )
-from photo_files import backlit_pixels, write_dng
+from photo_files import backlit_pixels, display_p3_profile, write_dng
 from PIL import ExifTags, Image
 
 RNG = np.random.default_rng(28)
@@ -136,6 +136,28 @@ def test_a_corrupt_icc_profile_is_left_out_with_a_note_and_no_library_lines(tmp_
         assert png_layout(output)[0] == bits
         with Image.open(output) as image:
             assert "icc_profile" not in image.info
+
+
+def incomplete_profile() -> bytes:
+    """The Display P3 profile with only its first three tags (no colorants, no curves): LittleCMS reads it, but no
+    viewer can convert its colours."""
+    profile = bytearray(display_p3_profile())
+    profile[128:132] = (3).to_bytes(4, "big")  # the tag count
+    return bytes(profile)
+
+
+@pytest.mark.parametrize("case", ["incomplete", "a gray image with an RGB profile", "an RGB image, well formed"])
+def test_an_icc_profile_is_carried_only_when_it_describes_the_pixels(tmp_path, case):
+    from cliplit.imaging.files import read_image
+
+    pixels = backlit_pixels(30, 40)[:, :, 0] if case.startswith("a gray") else backlit_pixels(30, 40)
+    profile = incomplete_profile() if case == "incomplete" else display_p3_profile()
+    Image.fromarray(pixels).save(tmp_path / "photo.png", icc_profile=profile)
+    decoded = read_image(tmp_path / "photo.png")
+    if case.endswith("well formed"):
+        assert decoded.metadata.icc_profile == profile and decoded.note is None
+    else:
+        assert decoded.metadata.icc_profile is None and "photo.png" in decoded.note and "the ICC profile (" in decoded.note
 
 
 def test_metadata_an_encoder_refuses_is_left_out_with_a_note(tmp_path, model_dir):
