@@ -11,12 +11,13 @@ import pytest
 from helpers import run_cli
 from PIL import Image
 
-from cliplit.engine.settings import MAX_DENOISE_LEVEL, check_denoise
 from cliplit.errors import SettingsError
 
 
 @pytest.mark.parametrize("level", ["1e300", "1e150", "128"])
 def test_a_noise_level_over_the_maximum_is_refused_at_parse_time(tmp_path, level):
+    from cliplit.engine.settings import check_denoise
+
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
     result = run_cli("enhance", tmp_path / "a.png", "-o", tmp_path / "out", "--model", tmp_path / "no-model",
                      "--denoise", level)  # refused before the (missing) model is looked at
@@ -28,6 +29,8 @@ def test_a_noise_level_over_the_maximum_is_refused_at_parse_time(tmp_path, level
 
 
 def test_the_largest_noise_level_runs_without_a_warning(tmp_path, model_dir):
+    from cliplit.engine.settings import MAX_DENOISE_LEVEL, check_denoise
+
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 60, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "dark.png")
     assert check_denoise(str(MAX_DENOISE_LEVEL)) == MAX_DENOISE_LEVEL
