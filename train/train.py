@@ -17,9 +17,11 @@ next, whether the phase's best state carries on); one global step counter runs o
 `max_train_steps`. Their lengths, the total and the guidance's defaults are the run's `TrainingSchedule`,
 computed once from the arguments (`cliplit.training.schedule`); the arguments are never rewritten.
 Progress, snapshots, checkpoints and the resumable batch streams are `cliplit.training.state` and
-`cliplit.training.data`; this script holds the arguments, the steps, the loop and the model card. The identity loss compares CLIP RN101 features (`--identity_model`), as the
-authors do. The network trains as the authors' `_noreflect` variant by default
-(`--train_padding_mode`) and is saved configured for the all-reflect network they evaluate.
+`cliplit.training.data`; this script holds the arguments, the steps, the loop and the model card.
+
+The identity loss compares CLIP RN101 features (`--identity_model`), as the authors do. The network
+trains as the authors' `_noreflect` variant by default (`--train_padding_mode`) and is saved configured
+for the all-reflect network they evaluate.
 
 Everything runs batched on the accelerator's device; data workers only decode and resize images.
 Batches are drawn from deterministic per-stream permutations and augmented with per-step seeded
