@@ -772,6 +772,7 @@ def record_run(output_dir: Path, args: argparse.Namespace, schedule: TrainingSch
 def write_model_card(output_dir: Path, args, schedule: TrainingSchedule, progress: Progress, num_backlit: int,
                      num_welllit: int) -> None:
     """A README.md model card describing the run (its stage lengths and loss weights as followed: the schedule)."""
+    guidance_rate = "none (nothing learned)" if schedule.prompt_learning_rate is None else schedule.prompt_learning_rate
     card = f"""---
 library_name: transformers
 tags:
@@ -794,7 +795,7 @@ Learning for Unsupervised Backlit Image Enhancement", Liang et al., ICCV 2023).
   {progress.round})
 - trained as the `{args.train_padding_mode}` network; saved configured for reflect padding
 - initial model: `{args.init_model}`; initial pair: `{args.init_prompts}`
-- learning rates: network {args.learning_rate}, guidance {schedule.prompt_learning_rate}
+- learning rates: network {args.learning_rate}, guidance {guidance_rate}
 - loss weights: guidance {schedule.clip_loss_weight}, identity {args.identity_loss_weight}
 
 `{GUIDANCE_FILES[args.guidance]}` holds what the guidance learned or computed, `{ARGUMENTS_FILE}` the
