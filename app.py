@@ -57,7 +57,7 @@ from cliplit.interfaces.service import (
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
-DOWNLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # label -> the service's output format
+DOWNLOAD_LABELS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # the page's label -> the service's output format
 DEFAULT_DOWNLOAD = "PNG"
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
 QUEUE_MAX_SIZE = 32
@@ -136,7 +136,7 @@ def enhance_page(service: EnhancementService, path: str | None, strength: float,
         raise gr.Error("Upload a backlit photo first.", print_exception=False)
     start = time.perf_counter()
     try:
-        image, enhanced, illumination, target = service.enhance_file(path, strength, DOWNLOAD_FORMATS[download], denoise)
+        image, enhanced, illumination, target = service.enhance_file(path, strength, DOWNLOAD_LABELS[download], denoise)
     except CLIPLITError as error:
         raise gr.Error(str(error), print_exception=False) from None
     seconds = time.perf_counter() - start
@@ -226,7 +226,7 @@ def photo_tab(service: EnhancementService) -> PhotoInputs:
                               type="filepath", elem_id="file-input")
             strength = gr.Slider(*STRENGTH_RANGE, value=service.default_strength, step=STRENGTH_STEP, label=STRENGTH_LABEL,
                                  elem_id="strength")
-            download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
+            download_format = gr.Radio(list(DOWNLOAD_LABELS), value=DEFAULT_DOWNLOAD, label="Download as",
                                        elem_id="download-format")
             denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
                                   elem_id="denoise")
