@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Subset
 from cliplit.errors import CLIPLITError, DataError, display_name
 from cliplit.imaging.codec import EIGHT_BIT_MAX, quantize
 from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES, NOREFLECT_PADDING, PUBLISHED_PADDING
+from cliplit.safety.outputs import write_text_atomically
 from cliplit.training.data import (
     ENHANCE_ZOOM_RANGE,
     PROMPT_ZOOM_RANGE,
@@ -809,7 +810,7 @@ model = cliplit.CLIPLITModel.from_pretrained("{args.hub_model_id or output_dir}"
 cliplit.enhance(model, Image.open("backlit.jpg")).save("enhanced.png")
 ```
 """
-    (output_dir / "README.md").write_text(card)
+    write_text_atomically(output_dir / "README.md", card)
 
 
 if __name__ == "__main__":

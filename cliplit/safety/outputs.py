@@ -285,5 +285,11 @@ def atomic_write(path: str | os.PathLike, suffix: str = "", readable: bool = Fal
         _remove(partial)
 
 
-__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "atomic_write", "check_output_file", "check_output_folder", "current_umask",
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) to `path` through `atomic_write`."""
+    with atomic_write(path) as partial, open(partial, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+
+
+__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "atomic_write", "write_text_atomically", "check_output_file", "check_output_folder", "current_umask",
            "file_identity", "partial_path", "publish"]

@@ -20,6 +20,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..safety.outputs import write_text_atomically
+
 SCHEDULE_FILE = "training_schedule.json"
 GUIDANCES = ("prompts", "latent", "rave")
 DEFAULT_ROUNDS = 3  # rounds (or RAVE guidance phases of --enhance_steps_per_round) when --max_train_steps is not given
@@ -127,7 +129,7 @@ class TrainingSchedule:
     def save(self, folder: str | Path) -> Path:
         """Write the schedule as `folder/training_schedule.json`; returns its path."""
         path = Path(folder) / SCHEDULE_FILE
-        path.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+        write_text_atomically(path, json.dumps(self.as_dict(), indent=1) + "\n")
         return path
 
     @classmethod

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError, display_name, first_line
+from ..safety.outputs import write_text_atomically
 from .data import STREAM_NAMES
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def save_training_state(accelerator, folder: Path, progress: Progress, snapshots
 
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / STATE_JSON).write_text(json.dumps(asdict(progress), indent=1))
+        write_text_atomically(folder / STATE_JSON, json.dumps(asdict(progress), indent=1))
         save_file(snapshots.tensors(), str(folder / STATE_TENSORS))
     accelerator.wait_for_everyone()
 
@@ -165,5 +166,5 @@ def save_checkpoint(accelerator, output_dir: Path, limit: int | None, progress: 
 def save_arguments(folder: Path, arguments: dict) -> Path:
     """The run's arguments as typed (argparse's namespace as a dict, defaults included) in `training_args.json`."""
     path = Path(folder) / ARGUMENTS_FILE
-    path.write_text(json.dumps(arguments, indent=1, default=str) + "\n")
+    write_text_atomically(path, json.dumps(arguments, indent=1, default=str) + "\n")
     return path

@@ -99,8 +99,9 @@ def test_the_cache_builds_an_engine_once_when_threads_ask_together():
 
 
 def test_the_pipeline_takes_the_settings_and_its_denoise_shortcut(model_dir):
-    import cliplit  # noqa: F401 - registers the task
     from transformers import pipeline
+
+    import cliplit  # noqa: F401 - registers the task
 
     quick = pipeline("backlit-enhancement", model=str(model_dir), settings=EngineSettings(mode="fast", strength=0.5))
     assert quick.enhancer.settings == EngineSettings(mode="fast", strength=0.5)
