@@ -35,9 +35,10 @@ LISTED_SUFFIXES = (".pth", SAFETENSORS_SUFFIX)  # what models/cliplit lists (eve
 
 
 def register_model_folder(folder_paths) -> None:
-    """Add `models/cliplit` to ComfyUI's `folder_paths` (after any `cliplit:` folders of
-    extra_model_paths.yaml, which ComfyUI reads first), listing `.pth` and `.safetensors` files."""
-    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
+    """Add `models/cliplit` to ComfyUI's `folder_paths`, listing `.pth` and `.safetensors` files: first, as
+    ComfyUI's own folders (checkpoints, loras, ...) have their `models/` folder first, then any `cliplit:`
+    folders of extra_model_paths.yaml (which ComfyUI reads before it loads custom nodes)."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER), is_default=True)
     paths, _ = folder_paths.folder_names_and_paths[MODEL_FOLDER]
     folder_paths.folder_names_and_paths[MODEL_FOLDER] = (paths, set(LISTED_SUFFIXES))
 
@@ -153,7 +154,8 @@ def resolve_choice(name: str, model_folders: list[Path], upscale_folders: list[P
     if name not in PUBLISHED_MODELS:
         return found
     model = PUBLISHED_MODELS[name]
-    in_place = [Path(folder) for folder in model_folders if (Path(folder) / name).is_dir()]
+    in_place = [Path(folder) for folder in model_folders
+                if (Path(folder) / name).is_dir() or (Path(folder) / DOWNLOADS_DIRNAME / model.filename).is_file()]
     target = (in_place or [Path(model_folders[0])])[0]  # where it was put before, else the first folder
     advice = (f"download {model.url} yourself, put {model.filename} into {display_name(target)} and choose "
               f"{model.filename} in the list")
