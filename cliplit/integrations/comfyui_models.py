@@ -76,6 +76,11 @@ def _walk(folder: Path):
     return walk_files(folder) if folder.is_dir() else ()
 
 
+def _version(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=256)
 def _is_cliplit_file(path: str, size: int, modified_ns: int) -> bool:
     """`is_cliplit_checkpoint`, remembered per file version (size, mtime): ComfyUI lists on every page load."""
@@ -92,8 +97,7 @@ def upscale_models(folders: list[Path]) -> list[str]:
             relative = PurePosixPath(path.relative_to(folder).as_posix())
             if _is_hidden(relative) or path.suffix.lower() not in CHECKPOINT_SUFFIXES:
                 continue
-            status = path.stat()
-            if _is_cliplit_file(str(path), status.st_size, status.st_mtime_ns):
+            if _is_cliplit_file(str(path), *_version(path)):
                 found.add(UPSCALE_PREFIX + str(relative))
     return sorted(found)
 
@@ -106,11 +110,12 @@ def model_choices(model_folders: list[Path], upscale_folders: list[Path]) -> lis
 
 
 def _inside(folders: list[Path], name: str) -> Path | None:
-    """`name` (a path relative to one of `folders`, never climbing out of it) where it exists first."""
+    """The checkpoint file or model folder `name` (a path relative to one of `folders`, never climbing out
+    of it) where it exists first."""
     relative = os.path.relpath(os.path.join("/", name), "/")  # as ComfyUI's folder_paths.get_full_path: no ".."
     for folder in folders:
         candidate = Path(folder) / relative
-        if candidate.is_file() or _is_model_folder(candidate):
+        if (candidate.is_file() and candidate.suffix.lower() in CHECKPOINT_SUFFIXES) or _is_model_folder(candidate):
             return candidate
     return None
 
@@ -124,7 +129,7 @@ def find_choice(name: str, model_folders: list[Path], upscale_folders: list[Path
         return name
     if name.startswith(UPSCALE_PREFIX):
         found = _inside(upscale_folders, name[len(UPSCALE_PREFIX):])
-        if found is not None:
+        if found is not None and found.is_file() and _is_cliplit_file(str(found), *_version(found)):
             return found
     found = _inside(model_folders, name)
     if found is not None:
