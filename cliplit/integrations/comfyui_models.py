@@ -167,5 +167,5 @@ def resolve_choice(name: str, model_folders: list[Path], upscale_folders: list[P
     return published_model_folder(name, cache=target, advice=advice)
 
 
-__all__ = ["MODEL_FOLDER", "UPSCALE_FOLDER", "find_choice", "local_models", "model_choices", "register_model_folder",
-           "resolve_choice", "upscale_models"]
+__all__ = ["MODEL_FOLDER", "UPSCALE_FOLDER", "find_choice", "local_models", "model_choices", "not_found_message",
+           "register_model_folder", "resolve_choice", "upscale_models"]
