@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
 from ..safety.native_lines import without_native_lines
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .codec import EIGHT_BIT_MAX, DecodedImage, decode_array, decode_pil, orient
 from .formats import (
@@ -39,7 +40,6 @@ GRAY_ALPHA_RAWMODE = "LA"  # Pillow's raw mode of a 16-bit gray + alpha PNG ("LA
 LOW_GRAY_BITS = (1, 2, 4)  # gray PNG bit depths below 8
 COLOR_MODES = ("RGB", "RGBA")
 OUTPUT_SUFFIX = ".png"
-PARTIAL_MARK = ".partial"
 PIXELS_PER_MEGAPIXEL = 1_000_000
 
 
@@ -157,14 +157,9 @@ def write_image(path: str | os.PathLike, image: DecodedImage, options: OutputOpt
     `path`, then renamed over it. Returns notes on metadata the encoder refused (the pixels are written
     without it), each a phrase without the file's name.
     """
-    path = Path(path)
-    format = format_of_path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{FORMAT_SUFFIXES[format]}")
-    try:
+    format = format_of_path(Path(path))
+    with atomic_write(path, FORMAT_SUFFIXES[format]) as partial:
         notes = write_as(partial, image, format, options)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return notes
 
 

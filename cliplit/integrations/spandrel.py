@@ -25,6 +25,7 @@ spandrel gives an architecture the weights only: a model converted with a non-de
 from __future__ import annotations
 
 from ..errors import CheckpointError
+from ..model.detection import AUTHOR_KEYS, CLIPLIT_KEYS
 from . import require_extra
 
 spandrel = require_extra("spandrel", "spandrel", "cliplit.integrations.spandrel")
@@ -33,12 +34,6 @@ KeyCondition = require_extra("spandrel.util", "spandrel", "cliplit.integrations.
 ARCH_ID = "CLIPLIT"
 ARCH_NAME = "CLIP-LIT"
 MIN_IMAGE_SIDE = 2  # reflection padding needs two pixels; spandrel pads smaller inputs
-# Keys that only this network has, in the authors' naming (`model_small.py`) and in ours.
-AUTHOR_KEYS = ("cond1.weight", "ResidualBlock1.conv1.weight", "ResidualBlock6.conv2.weight", "PPM1.features.0.1.weight",
-               "PPM1.fuse.0.weight", "condx.weight", "condy.weight", "cond_add1.weight")
-CLIPLIT_KEYS = ("stem.weight", "encoder_blocks.0.conv1.weight", "pyramid_pooling.stages.0.conv.weight",
-                "pyramid_pooling.fuse_conv.weight", "expand.weight", "middle_blocks.0.conv1.weight", "reduce.weight",
-                "decoder_blocks.1.conv2.weight", "illumination_head.weight")
 
 
 def architecture_of(state_dict):

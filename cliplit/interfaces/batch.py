@@ -129,13 +129,13 @@ def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
 
 def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
               suffix_for: Callable[[Path], str] | None = None,
-              settings_of: Callable[[Path], dict] | None = None) -> Plan:
+              settings_for: Callable[[Path], dict] | None = None) -> Plan:
     """
     Name each output in `output_dir` (`output_names`: inputs sharing a stem are named apart, the same
     way on every run; `suffix_for(source)`: the output's extension, default .png). Never targets an
     input, a link to one or a folder. Unless `overwrite`, an existing output is skipped when its record
-    says it was made with `settings_of(source)` (`cliplit.interfaces.resume`), and kept otherwise;
-    without `settings_of`, every existing output is skipped.
+    says it was made with `settings_for(source)` (`cliplit.interfaces.resume`), and kept otherwise;
+    without `settings_for`, every existing output is skipped.
     """
     inputs = {p.resolve() for p in files}
     input_ids = {file_identity(p) for p in files} - {None}
@@ -153,7 +153,7 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
         elif target.is_dir():
             plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))
         elif target.exists() and not overwrite:
-            made = provenance(target, settings_of(source)) if settings_of is not None else Provenance(True)
+            made = provenance(target, settings_for(source)) if settings_for is not None else Provenance(True)
             if made.same:
                 plan.skipped.append(Job(source, target))
             else:

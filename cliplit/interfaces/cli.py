@@ -30,7 +30,7 @@ from ..video.options import add_video_options
 DEFAULT_OUTPUT_DIR = "enhanced"
 # The options (argparse names) that change an output besides the engine's and the format's (`result_settings`).
 RAW_RESULT_OPTIONS = ("raw_white_balance", "raw_auto_bright", "raw_demosaic", "raw_highlights", "raw_exposure")
-VIDEO_RESULT_OPTIONS = ("video_codec", "video_crf", "temporal")
+VIDEO_RESULT_OPTIONS = ("video_codec", "video_crf")
 MODEL_HELP = (f"a published model's name ({', '.join(PUBLISHED_MODELS)}; see `cliplit models`), a from_pretrained "
               f"folder, an authors' .pth file or a Hub repo id (default: $CLIPLIT_MODEL, else {DEFAULT_MODEL_NAME})")
 
@@ -191,43 +191,37 @@ def _denoise(text: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def build_engine(network, args: argparse.Namespace, device, **settings):
-    """The `Enhancer` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
-    from ..engine.enhancer import Enhancer
-
-    return Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size, precision=args.precision,
-                    device=device, compile=args.compile, fast_downscale=args.fast_downscale,
-                    denoise=getattr(args, "denoise", engine_settings.DENOISE_OFF), **settings)
+def settings_of(args: argparse.Namespace) -> engine_settings.EngineSettings:
+    """The `EngineSettings` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
+    return engine_settings.EngineSettings(mode=args.mode, strength=args.strength, tile_size=args.tile_size,
+                                          precision=args.precision, device=args.device, denoise=args.denoise,
+                                          compile=args.compile, fast_downscale=args.fast_downscale)
 
 
 def video_enhancer(enhancer, args: argparse.Namespace):
     """The `VideoEnhancer` that `enhance`'s video options describe, around the batch's `enhancer`."""
     from ..video.enhancer import VideoEnhancer
 
-    return VideoEnhancer(enhancer, temporal=args.temporal, codec=args.video_codec, crf=args.video_crf,
-                         strip_metadata=args.strip_metadata, max_megapixels=args.max_megapixels,
-                         max_seconds=args.max_duration)
-
+    return VideoEnhancer(enhancer, codec=args.video_codec, crf=args.video_crf, strip_metadata=args.strip_metadata,
+                         max_megapixels=args.max_megapixels, max_seconds=args.max_duration)
 
 
 def result_settings(args: argparse.Namespace, network):
     """
-    `settings_of(source) -> dict`: what the output of `source` depends on, recorded beside it so that a
-    rerun skips only the outputs made the same way (`cliplit.interfaces.resume`): the model (its
-    fingerprint), the engine options that change the pixels (the strength as resolved, the mode, fast mode's
-    downscale, the precision, --denoise), --strip-metadata, and the output, RAW or video options that apply
-    to that input. The device, --tile-size and --compile change how the network runs, not the result
-    (tiles are exact), and are not recorded.
+    `output_settings(source) -> dict`: what the output of `source` depends on, recorded beside it so that a
+    rerun skips only the outputs made the same way (`cliplit.interfaces.resume`): the model and the engine
+    settings that change the pixels (`engine_result_settings` of `settings_of(args)`), --strip-metadata,
+    and the output, RAW or video options that apply to that input.
     """
     from ..imaging.raw import is_raw
     from ..video.settings import is_video_file
     from .resume import engine_result_settings
 
     options, _ = output_options(args)
-    engine = engine_result_settings(network, args.mode, args.strength, args.precision, args.denoise, args.fast_downscale)
+    engine = engine_result_settings(network, settings_of(args))
     engine["strip_metadata"] = args.strip_metadata
 
-    def settings_of(source: Path) -> dict:
+    def output_settings(source: Path) -> dict:
         if is_video_file(source):
             return {**engine, **{name: getattr(args, name) for name in VIDEO_RESULT_OPTIONS if hasattr(args, name)}}
         output_format = options.format_for(source)
@@ -238,7 +232,7 @@ def result_settings(args: argparse.Namespace, network):
             chosen.update({name: getattr(args, name) for name in RAW_RESULT_OPTIONS})
         return {**engine, **chosen}
 
-    return settings_of
+    return output_settings
 
 
 def kept_outputs_message(plan, output: Path) -> str:
@@ -271,6 +265,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 
     from tqdm.auto import tqdm
 
+    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
@@ -281,8 +276,8 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 
     options, raw_settings = output_options(args)
     network = load_network(args.model) if files else None  # checked before any output is skipped
-    settings_of = result_settings(args, network) if network is not None else None
-    plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for, settings_of=settings_of)
+    output_settings = result_settings(args, network) if network is not None else None
+    plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for, settings_for=output_settings)
     jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
     if distributed:
@@ -312,7 +307,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     sources = {job.target: job.source for job in jobs}
     if device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
-    enhancer = build_engine(network, args, device)
+    enhancer = Enhancer(network, settings_of(args).replace(device=str(device)))
     del network  # the enhancer holds its own prepared copy
     videos = [job for job in jobs if is_video_file(job.source)]
     jobs = [job for job in jobs if not is_video_file(job.source)]
@@ -325,12 +320,12 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 
     def write(target: Path, image) -> list[str]:
         notes = write_image(target, image, options)
-        remember(target, settings_of(sources[target]), sources[target])
+        remember(target, output_settings(sources[target]), sources[target])
         return notes
 
     def video_done(job, failure) -> None:
         if failure is None:
-            remember(job.target, settings_of(job.source), job.source)
+            remember(job.target, output_settings(job.source), job.source)
 
     read = functools.partial(read_image, max_megapixels=args.max_megapixels, raw_settings=raw_settings)
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
@@ -349,6 +344,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
     from ..evaluation.evaluate import Method, evaluate, image_keys, index_by_stem, summarize, table, write_reports
     from ..model.loading import load_network
@@ -370,9 +366,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if device.type == "cpu":
         configure_cpu(physical_cores())
     methods = []
+    settings = settings_of(args).replace(device=str(device), keep_workspace=False)  # no engine holds buffers between images
     for spec in args.model or ([] if args.predictions else [None]):  # each built once, with `enhance`'s settings
-        engine = build_engine(load_network(spec), args, device,
-                              keep_workspace=False)  # several models: no engine holds buffers between images
+        engine = Enhancer(load_network(spec), settings)
         methods.append(Method(spec or DEFAULT_MODEL_NAME, enhance=lambda image, e=engine: e.enhance_decoded(image)[0]))
     methods += predictions
     messages = []
@@ -431,8 +427,8 @@ def run_models_add(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..engine.onnx_export import export_onnx
     from ..model.loading import load_network, locate_model
-    from ..model.onnx_export import export_onnx
 
     output = Path(args.output)
     model_path = locate_model(args.model)

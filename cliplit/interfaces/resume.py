@@ -54,15 +54,16 @@ def network_fingerprint(network) -> str:
     return digest.hexdigest()
 
 
-def engine_result_settings(network, mode: str, strength: float | None, precision: str, denoise, fast_downscale: float) -> dict:
-    """What an output depends on through the engine: the model (`network_fingerprint`), the strength as resolved,
-    the mode (and fast mode's downscale), the precision and the denoising. The device, the tile size and
-    compiling change how the network runs, not the result (tiles are exact), and are left out."""
-    settings = {"model": network_fingerprint(network), "strength": network.resolve_strength(strength), "mode": mode,
-                "precision": precision, "denoise": denoise}
-    if mode != DEFAULT_MODE:  # fast mode: the downscale changes the result
-        settings["fast_downscale"] = fast_downscale
-    return settings
+def engine_result_settings(network, settings) -> dict:
+    """What an output depends on through the engine (`settings`: an `EngineSettings`): the model
+    (`network_fingerprint`), the strength as resolved, the mode (and fast mode's downscale), the precision and
+    the denoising. The device, the tile size, compiling and the workspace change how the network runs, not the
+    result (tiles are exact), and are left out."""
+    result = {"model": network_fingerprint(network), "strength": network.resolve_strength(settings.strength),
+              "mode": settings.mode, "precision": settings.precision, "denoise": settings.denoise}
+    if settings.mode != DEFAULT_MODE:  # fast mode: the downscale changes the result
+        result["fast_downscale"] = settings.fast_downscale
+    return result
 
 
 def record_name(output_name: str) -> str:

@@ -21,6 +21,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PROCESSOR_FILE = "preprocessor_config.json"
 AUTHOR_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")  # the authors' torch.save files
+SAFETENSORS_SUFFIX = ".safetensors"  # a weights file: a folder's `model.safetensors`, or a lone one
 PADDING_MODES = ("reflect", "zeros", "replicate", "circular")
 DEFAULT_PYRAMID_BINS = (1, 2, 3, 6)
 
@@ -158,6 +159,7 @@ __all__ = [
     "NOREFLECT_PADDING",
     "PADDING_VARIANTS",
     "PUBLISHED_PADDING",
+    "SAFETENSORS_SUFFIX",
     "check_strength",
     "outer_padding",
     "resolve_strength",

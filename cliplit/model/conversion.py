@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, display_name
-from ..safety.outputs import partial_path, publish
+from ..errors import CheckpointError, display_name, first_line
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
-from .architecture import ArchitectureConfig
+from .architecture import SAFETENSORS_SUFFIX, ArchitectureConfig
+from .detection import DATA_PARALLEL_PREFIX
 from .network import CLIPLITNetwork
 
-DATA_PARALLEL_PREFIX = "module."
 WRAPPER_KEYS = ("state_dict", "model", "params", "net")
 MAX_KEYS_IN_MESSAGE = 6
 # (authors' name pattern, our name) in the order of the forward pass.
@@ -42,13 +42,21 @@ AUTHOR_TO_CLIPLIT_KEYS = (
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a `.pth` state dict safely (weights_only=True, on the CPU); errors name the file and the reason."""
+    """Read a `.pth` state dict safely (weights_only=True, on the CPU), or the tensors of a lone `.safetensors`
+    file (in the authors' naming or ours); errors name the file and the reason."""
     path = Path(path)
     name = display_name(path)
     try:
         require_regular_file(path, "checkpoint file")
     except NotARegularFileError as error:
         raise CheckpointError(str(error)) from None
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error types for bad files
+            raise CheckpointError(f"{name}: not a readable safetensors file ({first_line(error)})") from None
     try:
         with warnings.catch_warnings():  # torch warns about what it refused; the error below says it once
             warnings.simplefilter("ignore")
@@ -148,19 +156,13 @@ def convert_checkpoint(path: str | os.PathLike, output_dir: str | os.PathLike, c
     model = model_from_author_checkpoint(path, config)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise CheckpointError(f"{display_name(output_dir)}: folder exists and is not empty (pass --overwrite to replace its model files)")
-    staging = partial_path(output_dir)  # written beside it, then moved in file by file: never half a model
     created = not output_dir.exists()
-    try:
-        model.save_pretrained(staging)
-        CLIPLITImageProcessor().save_pretrained(staging)
-        publish(staging)  # the umask's permissions (safetensors writes 0600 temporaries): a shared cache stays readable
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for written in sorted(staging.iterdir()):
-            os.replace(written, output_dir / written.name)
+    try:  # written beside it, then moved in file by file: never half a model; readable under the umask
+        with atomic_write(output_dir, readable=True) as staging:  # (safetensors writes 0600 temporaries)
+            model.save_pretrained(staging)
+            CLIPLITImageProcessor().save_pretrained(staging)
     except OSError as error:
         if created:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise CheckpointError(f"{display_name(output_dir)}: cannot write the model folder ({error.strerror or error})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return output_dir

@@ -23,15 +23,15 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelNotFoundError, display_name, first_line
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
-from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, WEIGHTS_FILE
-from .cache import DOWNLOADS_DIRNAME, PROVENANCE_FILE, cache_problem, install_converted, sha256_of
+from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, SAFETENSORS_SUFFIX, WEIGHTS_FILE
+from .cache import DOWNLOADS_DIRNAME, HASH_CHUNK_BYTES, PROVENANCE_FILE, cache_problem, install_converted, sha256_of
 from .catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS, PublishedModel
 
 MODEL_ENV_VAR = "CLIPLIT_MODEL"
 CACHE_ENV_VAR = "CLIPLIT_CACHE"
 OFFLINE_ENV_VAR = "HF_HUB_OFFLINE"
-HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, PROCESSOR_FILE]
@@ -56,9 +56,10 @@ def is_complete_folder(folder: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------ published models
-def published_folder(model: PublishedModel) -> Path:
-    """Where the converted folder of a published model is cached (whether or not it is there yet)."""
-    return cache_dir() / model.name
+def published_folder(model: PublishedModel, cache: Path | None = None) -> Path:
+    """Where the converted folder of a published model is cached in `cache` (default `cache_dir()`), whether or
+    not it is there yet."""
+    return (cache_dir() if cache is None else cache) / model.name
 
 
 def is_cached(model: PublishedModel) -> bool:
@@ -73,49 +74,50 @@ def how_to_add(model: PublishedModel) -> str:
             f"or set {MODEL_ENV_VAR})")
 
 
-def download(url: str, destination: Path, sha256: str, model: PublishedModel | None = None) -> None:
+def download(url: str, destination: Path, sha256: str, model: PublishedModel | None = None, advice: str | None = None) -> None:
     """
     Fetch `url` into `destination`, checked against `sha256`: written to a partial file beside it and
     renamed only when complete and correct, so an interrupted or wrong download leaves nothing behind.
+    A failure says how to put the file in place: `advice`, else `how_to_add(model)`.
     """
-    advice = f"; {how_to_add(model)}" if model is not None else ""
+    advice = advice if advice is not None else how_to_add(model) if model is not None else None
+    advice = f"; {advice}" if advice else ""
     if offline():
         raise ModelNotFoundError(f"{url}: not downloaded: {OFFLINE_ENV_VAR} is set and the file is not cached{advice}")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as handle:
-            for chunk in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
-                digest.update(chunk)
-                handle.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
-        os.replace(partial, destination)
+        with atomic_write(destination) as partial, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            with open(partial, "wb") as handle:
+                for chunk in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
+                    digest.update(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
     except OSError as error:
         raise ModelNotFoundError(f"{url}: could not download ({first_line(error)}){advice}") from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
-def published_model_folder(name: str) -> Path:
+def published_model_folder(name: str, cache: Path | None = None, advice: str | None = None) -> Path:
     """
-    The cached `from_pretrained` folder of a published model, downloaded, checked and converted on first
-    use. A cached folder that does not verify (truncated, foreign, changed) is rebuilt from the checked
-    download, or refused with one line saying how to put it in place.
+    The cached `from_pretrained` folder of a published model in `cache` (default `cache_dir()`), downloaded,
+    checked and converted on first use. A cached folder that does not verify (truncated, foreign, changed)
+    is rebuilt from the checked download, or refused with one line saying how to put it in place (`advice`,
+    else the `cliplit models add` way).
     """
     model = PUBLISHED_MODELS[name]
-    folder = published_folder(model)
+    cache = cache_dir() if cache is None else cache
+    folder = published_folder(model, cache)
     problem = cache_problem(folder, model)
     if problem is None and os.path.lexists(folder / PROVENANCE_FILE):
         return folder
-    checkpoint = cache_dir() / DOWNLOADS_DIRNAME / model.filename
+    checkpoint = cache / DOWNLOADS_DIRNAME / model.filename
     have_download = checkpoint.is_file() and sha256_of(checkpoint) == model.sha256
     if problem is None and not have_download:
         return folder  # verified, from before provenance records (nothing to rebuild it from)
     if not have_download:
         try:
-            download(model.url, checkpoint, model.sha256, model)
+            download(model.url, checkpoint, model.sha256, model, advice)
         except ModelNotFoundError as error:
             if problem != "not cached":
                 raise ModelNotFoundError(f"{problem}; the cached {name} cannot be rebuilt: {error}") from None
@@ -129,7 +131,7 @@ def looks_like_path(spec: str) -> bool:
     Whether `spec` can only be meant as a file or folder: not an `org/name` Hub id (absolute and
     relative paths, `~`, backslashes and bare words never are), or ending like a file.
     """
-    return not HUB_ID.match(spec) or spec.lower().endswith(AUTHOR_CHECKPOINT_SUFFIXES + (".safetensors", ".json"))
+    return not HUB_ID.match(spec) or spec.lower().endswith(AUTHOR_CHECKPOINT_SUFFIXES + (SAFETENSORS_SUFFIX, ".json"))
 
 
 def locate_model(spec: str | os.PathLike | None = None) -> Path:

@@ -5,13 +5,11 @@ and libraries print none of their own lines."""
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
 import pytest
 import tifffile
-from conftest import REPO_ROOT
 from helpers import run_cli, run_cli_process
 from hostile_files import (
     CORRUPT_ICC_PROFILE,
@@ -99,15 +97,14 @@ def test_the_python_api_the_app_and_ray_read_the_same_photo(tmp_path, model_dir)
     exif.load(enhanced.info["exif"])
     assert exif[ExifTags.Base.Model] == GOOD_MODEL and ExifTags.Base.Make not in exif
 
-    sys.path.insert(0, str(REPO_ROOT))
-    from app import DemoEnhancer
+    from cliplit.interfaces.service import EnhancementService
 
-    app = DemoEnhancer(network, output_dir=tmp_path / "app")
+    service = EnhancementService(network, output_dir=tmp_path / "app")  # the app's requests
     try:
-        image, _, _, download = app.enhance_file(str(source), 1.0, "JPEG")
-        assert download.is_file() and "photo.jpg" in image.note and "EXIF tags Make" in image.note
+        image, _, _, download = service.enhance_file(source, 1.0, "jpeg")
+        assert download.is_file() and image.note.startswith("photo.jpg: ") and "EXIF tags Make" in image.note
     finally:
-        app.close()
+        service.close()
 
     pytest.importorskip("ray")
     from cliplit.integrations.ray import BatchEnhancer

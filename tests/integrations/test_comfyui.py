@@ -5,6 +5,8 @@ matched to `RETURN_TYPES`; on a batch of 2, with the illumination MASK."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import math
 import os
 import sys
 
@@ -31,12 +33,20 @@ def load_like_comfyui(folder):
 
 
 def run_node(node_class, **inputs):
-    """Check `inputs` against the node's INPUT_TYPES as ComfyUI validates a prompt, then call FUNCTION."""
+    """Check `inputs` against the node's INPUT_TYPES as ComfyUI validates a prompt (an input that the node's
+    VALIDATE_INPUTS takes is checked by it instead), then call FUNCTION."""
     declared = node_class.INPUT_TYPES()
     required, optional = declared["required"], declared.get("optional", {})
     assert set(required) <= set(inputs) <= set(required) | set(optional)
+    validate = getattr(node_class, "VALIDATE_INPUTS", None)
+    validated = set(inspect.getfullargspec(validate).args) & set(inputs) if validate else set()
+    if validated:
+        verdict = validate(**{name: inputs[name] for name in validated})
+        assert verdict is True, verdict
     for name, value in inputs.items():
         kind, options = (required.get(name) or optional[name]) + ({},) * (len(required.get(name) or optional[name]) == 1)
+        if name in validated:
+            continue
         if isinstance(kind, list):  # a combo
             assert value in kind, name
         elif kind in ("FLOAT", "INT"):
@@ -101,9 +111,44 @@ def test_strength_zero_alpha_and_fast_mode(nodes, model, batch):
     assert fast.shape == batch.shape and (fast - exact_rgb).abs().mean() < 0.05
 
 
-def test_a_missing_model_is_one_line(nodes):
+def test_a_missing_model_is_refused_by_validation_in_one_line(nodes):
+    from cliplit.errors import CLIPLITError
+
+    loader = nodes["CLIPLITModelLoader"]
+    verdict = loader.VALIDATE_INPUTS("./no/such/model.pth")
+    assert verdict.startswith("./no/such/model.pth: no such model in") and "\n" not in verdict
+    with pytest.raises(CLIPLITError) as raised:  # what the loader says if it runs anyway
+        getattr(loader(), loader.FUNCTION)(model="./no/such/model.pth")
+    assert str(raised.value) == verdict
+
+
+def test_an_empty_batch_is_one_line(nodes, model):
     from cliplit.errors import CLIPLITError
 
     with pytest.raises(CLIPLITError) as raised:
-        run_node(nodes["CLIPLITModelLoader"], model="./no/such/model.pth")
-    assert "no such folder or file" in str(raised.value) and "\n" not in str(raised.value)
+        run_node(nodes["CLIPLITEnhance"], model=model, image=torch.zeros(0, 48, 64, 3), strength=1.0, mode="exact")
+    message = str(raised.value)
+    assert "the IMAGE input is empty" in message and "(0, 48, 64, 3)" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_nan_or_infinite_pixel_is_refused_with_the_engines_message(nodes, model, batch, bad):
+    from cliplit.errors import CLIPLITError
+    from cliplit.imaging.codec import decode_array
+
+    with pytest.raises(ValueError) as engine:  # what the engine says of any array with such a value
+        decode_array(np.full((2, 2, 3), bad, dtype=np.float32))
+    poisoned = batch.clone()
+    poisoned[1, 10, 20, 2] = bad
+    with pytest.raises(CLIPLITError) as raised:
+        run_node(nodes["CLIPLITEnhance"], model=model, image=poisoned, strength=1.0, mode="exact")
+    assert str(raised.value) == f"CLIP-LIT Backlit Enhance: image 2 of 2: {engine.value}"
+
+
+def test_the_nodes_follow_comfyuis_conventions(nodes):
+    loader, enhance = nodes["CLIPLITModelLoader"], nodes["CLIPLITEnhance"]
+    assert loader.CATEGORY == "loaders"
+    for node in (loader, enhance):
+        assert node.DESCRIPTION == node.DESCRIPTION.strip() and "  " not in node.DESCRIPTION and "\n" not in node.DESCRIPTION
+        assert len(node.OUTPUT_TOOLTIPS) == len(node.RETURN_TYPES) == len(node.RETURN_NAMES)
+    assert enhance.INPUT_TYPES()["required"]["strength"][1]["max"] == 4.0  # as --strength

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from conftest import REPO_ROOT
 MISSING = [
     ("cliplit.integrations.ray", ("ray", "ray.data"), "ray"),
     ("cliplit.integrations.spandrel", ("spandrel", "spandrel.util"), "spandrel"),
-    ("cliplit.integrations.comfyui", ("cv2",), "comfyui"),
+    ("cliplit.integrations.comfyui", ("safetensors",), "comfyui"),
 ]
 
 
@@ -40,10 +41,25 @@ def test_comfyui_reports_the_missing_extra_when_it_loads_the_repository():
             f"spec = importlib.util.spec_from_file_location('custom_node', {str(REPO_ROOT / '__init__.py')!r})\n"
             "module = importlib.util.module_from_spec(spec)\n"
             "try:\n    spec.loader.exec_module(module)\nexcept ImportError as error:\n    print(error)\n")
-    result = run_without(("cv2",), code)
+    result = run_without(("safetensors",), code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines() == [
-        'cliplit.integrations.comfyui needs cv2, which is not installed: pip install "cliplit[comfyui]"']
+        'cliplit.integrations.comfyui needs safetensors, which is not installed: pip install "cliplit[comfyui]"']
+
+
+def test_import_cliplit_from_inside_custom_nodes_gives_the_package(tmp_path):
+    """Python run in ComfyUI/custom_nodes finds the repository (custom_nodes/cliplit) as `cliplit`: its
+    top-level __init__.py hands over to the package inside it, and loads no node."""
+    clone = tmp_path / "custom_nodes" / "cliplit"
+    clone.mkdir(parents=True)
+    (clone / "cliplit").symlink_to(REPO_ROOT / "cliplit")
+    shutil.copyfile(REPO_ROOT / "__init__.py", clone / "__init__.py")
+    code = ("import sys, cliplit\nprint(cliplit.__file__)\nprint(cliplit.Enhancer.__module__)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('cliplit.integrations')))")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=clone.parent, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(clone / "cliplit" / "__init__.py"), "cliplit.engine.enhancer", "[]"]
 
 
 def test_import_cliplit_loads_no_integration_nor_its_library():
