@@ -203,7 +203,7 @@ def video_enhancer(enhancer, args: argparse.Namespace):
 
     return VideoEnhancer(enhancer, temporal=args.temporal, codec=args.video_codec, crf=args.video_crf,
                          strip_metadata=args.strip_metadata, max_megapixels=args.max_megapixels,
-                         max_seconds=args.max_duration)
+                         max_seconds=args.max_duration, batch_size=args.frame_batch)
 
 
 
