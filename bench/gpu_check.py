@@ -55,6 +55,8 @@ import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cliplit.errors import first_line
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH = REPO_ROOT / "bench"
 TESTS = REPO_ROOT / "tests"
@@ -161,11 +163,6 @@ class Check:
         self.save()
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def tests_helpers():
     """tests/helpers.py (the tiny CLIP, synthetic scenes, the served app, the child processes' environment)."""
     if str(TESTS) not in sys.path:
@@ -218,8 +215,6 @@ def section_machine(check: Check) -> None:
             "versions": {name: package_version(name) for name in VERSIONS + OPTIONAL_PACKAGES},
             "commit": git_commit()}
     if check.args.device == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"--device cuda: torch {torch.__version__} sees no CUDA device")
         properties = torch.cuda.get_device_properties(0)
         info.update(gpu=properties.name, gpu_memory_gib=round(properties.total_memory / GIB, 1),
                     multiprocessors=properties.multi_processor_count, capability=f"{properties.major}.{properties.minor}",
@@ -590,18 +585,26 @@ def profile_worker(args) -> int:
 
 
 def profile_summary(label: str, profiler, wall: float, device) -> dict:
-    """The operators that took the most device time (the CPU's on a CPU), and the device's busy share of the wall time."""
-    def self_device_us(event) -> float:
-        if device.type != "cuda":
-            return event.self_cpu_time_total
-        return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+    """What took the device's time (on CUDA the kernels and copies; on a CPU the operators' own CPU time),
+    the device's busy share of the wall time, and the operators that took the most CPU time (the host
+    side: launches, conversions, copies)."""
+    from torch.autograd import DeviceType
 
-    events = sorted(profiler.key_averages(), key=self_device_us, reverse=True)
-    busy_us = sum(self_device_us(event) for event in events)
-    top = [{"name": event.key, "calls": event.count, "self_device_ms": round(self_device_us(event) / 1e3, 3),
-            "self_cpu_ms": round(event.self_cpu_time_total / 1e3, 3)} for event in events[:PROFILE_TOP]]
-    return {"case": label, "wall_ms": round(wall * 1e3, 2), "device_ms": round(busy_us / 1e3, 2),
-            "device_busy_percent": round(100 * busy_us / 1e3 / max(wall * 1e3, 1e-9), 1), "top": top}
+    events = list(profiler.key_averages())
+    if device.type == "cuda":  # as torch's own table sums it: kernels and copies, not the operators that launched them
+        timed = [(event, event.self_device_time_total) for event in events
+                 if event.device_type == DeviceType.CUDA and not event.is_user_annotation]
+    else:
+        timed = [(event, event.self_cpu_time_total) for event in events]
+    timed.sort(key=lambda pair: pair[1], reverse=True)
+    busy_ms = sum(us for _, us in timed) / 1e3
+    host = sorted((event for event in events if event.device_type == DeviceType.CPU), key=lambda e: e.self_cpu_time_total,
+                  reverse=True)
+    return {"case": label, "wall_ms": round(wall * 1e3, 2), "device_ms": round(busy_ms, 2),
+            "device_busy_percent": round(100 * busy_ms / max(wall * 1e3, 1e-9), 1),
+            "top": [{"name": event.key, "calls": event.count, "self_device_ms": round(us / 1e3, 3)} for event, us in timed[:PROFILE_TOP]],
+            "top_host": [{"name": event.key, "calls": event.count, "self_cpu_ms": round(event.self_cpu_time_total / 1e3, 3)}
+                         for event in host[:PROFILE_TOP]]}
 
 
 # ------------------------------------------------------------------------------------------ table, goals
@@ -626,17 +629,17 @@ def goal_figures(results: dict) -> dict:
 
     def twelve_mp(mode):
         items = [item for item in records.get(mode, {}).get("images", []) if item["image"] == TWELVE_MP_STEM]
-        return round(throughput(items), 3) if items else None
+        return throughput(items) if items else None
 
     figures["exact_fp32_12mp"], figures["bf16_12mp"] = twelve_mp("exact"), twelve_mp("bf16")
     half = [item["max_level_diff"] for mode in ("fp16", "bf16") for item in records.get(mode, {}).get("fidelity", [])]
     figures["half_levels"] = max(half) if half else None
     if "large" in records:
-        figures["large_seconds"] = round(sum(item["seconds"] for item in records["large"]["images"]), 4)
+        figures["large_seconds"] = sum(item["seconds"] for item in records["large"]["images"])
     golden = [item["max_level_diff"] for item in records.get("exact", {}).get("golden", [])]
     figures["parity_levels"] = max(golden) if golden else None
     fast = [row for row in results.get("video", {}).get("rows", []) if row["mode"] == "fast" and "command_fps" in row]
-    figures["video_fast_command"] = round(max(row["command_fps"] for row in fast), 2) if fast else None
+    figures["video_fast_command"] = max(row["command_fps"] for row in fast) if fast else None
     return figures
 
 
@@ -655,7 +658,8 @@ def print_table(check: Check) -> None:
         if record["status"] != "ok":
             print(f"section {name}: {record['status']}: {record.get('reason', '')}")
     for goal in check.results["goals"]:
-        print(f"goal: {goal['goal']}: {goal['verdict']} (measured {goal['measured']})")
+        measured = "-" if goal["measured"] is None else f"{goal['measured']:.4g}"
+        print(f"goal: {goal['goal']}: {goal['verdict']} (measured {measured})")
     print(f"figures: {check.out / RESULT_FILE}")
 
 

@@ -81,6 +81,8 @@ def test_the_goals_are_read_from_the_measured_figures_and_not_judged_on_a_cpu(re
     results = rehearsal[0]
     records = results["benchmark"]["records"]
     goals = {goal["goal"]: goal for goal in results["goals"]}
+    parity = goals.pop("exact fp32 within 1 level of the authors' outputs")
+    assert parity["verdict"] == "not measured"  # the rehearsal's photos are resized: no authors' output at their size
     assert {goal["verdict"] for goal in goals.values()} == {"rehearsal (cpu): not judged"}
     twelve = [item for item in records["exact"]["images"] if item["image"] == TWELVE_MP_STEM]
     assert goals["exact fp32 >= 100 MP/s on a 12 MP photo"]["measured"] == pytest.approx(throughput(twelve), rel=1e-3)
