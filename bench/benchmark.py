@@ -275,16 +275,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(EIGHT_BIT_MAX**2 / mse)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's), else what the platform module knows."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        return next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
 def machine_description(device: str) -> str:
     import torch
 
-    cpu = platform.processor() or "cpu"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except StopIteration:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    text = f"{cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text

@@ -163,6 +163,13 @@ class Check:
         self.save()
 
 
+def bench_module():
+    """bench/benchmark.py (its machine description, images and modes are reused here)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module("benchmark")
+
+
 def tests_helpers():
     """tests/helpers.py (the tiny CLIP, synthetic scenes, the served app, the child processes' environment)."""
     if str(TESTS) not in sys.path:
@@ -209,7 +216,7 @@ def section_machine(check: Check) -> None:
     import torch
 
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "cpu": cpu_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cpu": bench_module().cpu_model(), "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "tf32_convolutions": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
             "versions": {name: package_version(name) for name in VERSIONS + OPTIONAL_PACKAGES},
@@ -223,14 +230,6 @@ def section_machine(check: Check) -> None:
     device = info.get("gpu", info["cpu"])
     check.add_row("machine", device, torch=info["torch"], cuda=info["cuda"] or "-", driver=info.get("driver") or "-",
                   tf32_conv=info["tf32_convolutions"])
-
-
-def cpu_name() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        return next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def nvidia_smi(field: str) -> str | None:
@@ -316,9 +315,7 @@ def benchmark_images(check: Check) -> Path:
         return folder
     from PIL import Image
 
-    sys.path.insert(0, str(BENCH))
-    from benchmark import large_image, load_images
-
+    benchmark = bench_module()
     folder.mkdir()
     side = check.args.sizes["photo_side"]
     for photo in reference_photos(check):
@@ -329,7 +326,7 @@ def benchmark_images(check: Check) -> Path:
                 image.save(folder / f"{photo.stem}.png")
         else:
             shutil.copyfile(photo, folder / photo.name)
-    ((_, pixels),) = large_image(load_images(folder), check.args.sizes["twelve"])
+    ((_, pixels),) = benchmark.large_image(benchmark.load_images(folder), check.args.sizes["twelve"])
     Image.fromarray(pixels).save(folder / f"{TWELVE_MP_STEM}.png", compress_level=1)
     return folder
 
