@@ -222,7 +222,7 @@ def photo_costs(enhancer, paths: list[Path]) -> None:
         height, width = decoded.pixels.shape[:2]
         layout = "not a JPEG" if decoded.jpeg is None else "JPEG, 4:2:0" if decoded.jpeg.chroma_table is not None else "JPEG"
         print(f"{path.name}: {width} x {height} ({layout}): network {network:.2f} s, denoising {denoise:.2f} s "
-              f"CPU = {denoise / network:.1%} of {enhancer.mode} mode's network")
+              f"CPU = {denoise / network:.1%} of {enhancer.settings.mode} mode's network")
 
 
 def darkest_box(gain: np.ndarray, side: int) -> tuple[int, int]:
