@@ -56,6 +56,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cliplit.errors import first_line
+from cliplit.safety.outputs import write_text_atomically
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH = REPO_ROOT / "bench"
@@ -135,11 +136,8 @@ class Check:
         self.results["rows"].append({"section": section, "name": name, "figures": figures})
 
     def save(self) -> None:
-        """Write OUT/gpu_check.json (into a temporary file, then renamed: a stopped run leaves a whole file)."""
-        path = self.out / RESULT_FILE
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(self.results, indent=2, default=str))
-        os.replace(partial, path)
+        """Write OUT/gpu_check.json atomically (a run stopped meanwhile leaves the previous whole file)."""
+        write_text_atomically(self.out / RESULT_FILE, json.dumps(self.results, indent=2, default=str))
 
     def run_section(self, name: str, function) -> None:
         """Run one section unless skipped or out of time; record its status, seconds and any failure."""
