@@ -63,9 +63,13 @@ def measure(enhancer, frames, clip: Path, folder: Path, batch: int, args) -> dic
             enhancer.enhance_frames(timed[first : first + batch])
         network_runs.append(len(timed) / (time.perf_counter() - start))
         done: list[float] = []  # when each frame was enhanced (a batch's frames together)
+        start = time.perf_counter()
         video.enhance_file(clip, folder / "out.mp4", overwrite=True, on_frame=lambda done=done: done.append(time.perf_counter()))
-        first = max(1, min(batch, len(done) - 1))  # from the first batch done (the warm-up) to the file closed
-        pipeline_runs.append((len(done) - first) / (time.perf_counter() - done[first - 1]))
+        end = time.perf_counter()
+        if len(done) > batch:  # from the first batch done (its warm-up) to the file closed
+            pipeline_runs.append((len(done) - batch) / (end - done[batch - 1]))
+        else:  # a clip of one batch: the whole call
+            pipeline_runs.append(len(done) / (end - start))
     return {"network_fps": statistics.median(network_runs), "pipeline_fps": statistics.median(pipeline_runs),
             "network_runs": network_runs, "pipeline_runs": pipeline_runs}
 
