@@ -21,10 +21,9 @@ Modes:
   fast      fast mode (scale-matched network at 1/4 resolution, bicubic upsampling)
   fast@F    fast mode at 1/F resolution (for example fast@3, fast@6)
   fp16/bf16 exact mode in half precision (for CUDA)
-  exact-no-tf32  exact mode with TensorFloat-32 convolutions and matrix products turned off process-wide
-            (CUDA: PyTorch lets cuDNN round fp32 convolutions' inputs to TF32 by default; on a CPU = exact)
   eager-L[-P]  the plain eager network (as baseline, under torch.inference_mode) in layout L = nchw or nhwc
-            (channels-last) and precision P = fp32 (default), fp16 or bf16: what channels-last buys
+            (channels-last) and precision P = fp32 (default), fp16 or bf16: what channels-last buys; with PyTorch's
+            defaults, so on CUDA its fp32 convolutions may use TF32, which exact mode turns off
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
   large-tiled  the same image in exact tiles of --tile-size
   onnxruntime  the network exported by `cliplit export`, run by ONNX Runtime (CPU, all graph optimizations)
@@ -56,7 +55,6 @@ HALF_MODES = ("fp16", "bf16")
 ONNX_MODE = "onnxruntime"  # the exported ONNX file under ONNX Runtime (CPU), all graph optimizations
 CLI_MODE, CLI_BATCH_MODE = "cli", "cli-batch"  # whole `cliplit enhance` processes: the user's time
 FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
-NO_TF32_MODE = "exact-no-tf32"
 EAGER_PREFIX = "eager-"  # eager-nchw, eager-nhwc-bf16, ...: the plain network in a layout and precision
 EAGER_LAYOUTS = ("nchw", "nhwc")
 LARGE_MODES = ("large", "large-tiled")
@@ -206,10 +204,7 @@ def worker(args) -> None:
     model = network_from_author_checkpoint(args.model).to(device)
 
     engine, compile_seconds = None, 0.0
-    if mode == NO_TF32_MODE:  # the process's own setting: PyTorch has no per-call switch
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    if mode in ("exact", "large", NO_TF32_MODE):
+    if mode in ("exact", "large"):
         engine = Enhancer(model)
     elif mode in ("tiled", "large-tiled"):
         engine = Enhancer(model, tile_size=args.tile_size)

@@ -80,7 +80,7 @@ SIZES = {
             "train_steps": 8},
 }
 QUICK_MODES = ["baseline", "exact", "fp16", "bf16", "fast", "large"]
-FULL_MODES = QUICK_MODES + ["exact-no-tf32", "tiled", "large-tiled", "compiled", "eager-nhwc", "eager-nchw-fp16",
+FULL_MODES = QUICK_MODES + ["tiled", "large-tiled", "compiled", "eager-nhwc", "eager-nchw-fp16",
                             "eager-nhwc-fp16", "eager-nchw-bf16", "eager-nhwc-bf16", "cli-batch"]
 FULL_FRAME_BATCHES, QUICK_FRAME_BATCHES = [1, 4, 8], [4]
 CPU_REHEARSAL_TESTS = "tiles"  # the suite runs every CPU case already: the rehearsal runs a few, for this section's sake
