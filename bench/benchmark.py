@@ -21,7 +21,11 @@ Modes:
   fast      fast mode (scale-matched network at 1/4 resolution, bicubic upsampling)
   fast@F    fast mode at 1/F resolution (for example fast@3, fast@6)
   fp16/bf16 exact mode in half precision (for CUDA)
+  eager-L[-P]  the plain eager network (as baseline, under torch.inference_mode) in layout L = nchw or nhwc
+            (channels-last) and precision P = fp32 (default), fp16 or bf16: what channels-last buys; with PyTorch's
+            defaults, so on CUDA its fp32 convolutions may use TF32, which exact mode turns off
   large     exact mode (automatic tiles) on one synthetic --large image (the first photo resized), memory check
+  large-tiled  the same image in exact tiles of --tile-size
   onnxruntime  the network exported by `cliplit export`, run by ONNX Runtime (CPU, all graph optimizations)
   cli       one whole `cliplit enhance` process on the first photo: start-up, loading, decoding, encoding included
   cli-batch one whole `cliplit enhance` process on all the photos (a batch)
@@ -51,6 +55,9 @@ HALF_MODES = ("fp16", "bf16")
 ONNX_MODE = "onnxruntime"  # the exported ONNX file under ONNX Runtime (CPU), all graph optimizations
 CLI_MODE, CLI_BATCH_MODE = "cli", "cli-batch"  # whole `cliplit enhance` processes: the user's time
 FAST_AT = "fast@"  # fast@F: fast mode with downscaling factor F
+EAGER_PREFIX = "eager-"  # eager-nchw, eager-nhwc-bf16, ...: the plain network in a layout and precision
+EAGER_LAYOUTS = ("nchw", "nhwc")
+LARGE_MODES = ("large", "large-tiled")
 DEFAULT_TILE_SIZE = 512
 BYTES_PER_GIB = 1 << 30
 KIB = 1024
@@ -117,6 +124,29 @@ class onnx_engine:
         return torch.from_numpy(self.session.run(["illumination"], {"pixel_values": pixels.cpu().numpy()})[0])
 
 
+class eager_engine:
+    """The plain eager network in one layout and precision (`eager-L[-P]` modes), under torch.inference_mode."""
+
+    def __init__(self, model, mode: str):
+        import torch
+
+        from cliplit.engine.runtime import resolve_dtype
+
+        layout, _, precision = mode[len(EAGER_PREFIX):].partition("-")
+        if layout not in EAGER_LAYOUTS:
+            raise SystemExit(f"error: {mode}: the layout must be one of {', '.join(EAGER_LAYOUTS)}")
+        self.dtype = resolve_dtype(precision or None)
+        self.memory_format = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+        self.model = model.to(dtype=self.dtype, memory_format=self.memory_format)
+
+    def illumination(self, pixels):
+        import torch
+
+        with torch.inference_mode():
+            pixels = pixels.to(self.dtype).contiguous(memory_format=self.memory_format)
+            return self.model.estimate_illumination(pixels).float()
+
+
 def cli_worker(args, mode: str) -> None:
     """The user's time: one whole `cliplit enhance` process (start-up, model loading, decoding, encoding
     included) on the first photo (`cli`) or on all of them (`cli-batch`); the seconds of each image are
@@ -169,14 +199,14 @@ def worker(args) -> None:
         threads = configure_cpu(args.threads)
     device = resolve_device(args.device)
     images = load_images(Path(args.images))
-    if mode == "large":
+    if mode in LARGE_MODES:
         images = large_image(images, args.large)
     model = network_from_author_checkpoint(args.model).to(device)
 
     engine, compile_seconds = None, 0.0
     if mode in ("exact", "large"):
         engine = Enhancer(model)
-    elif mode == "tiled":
+    elif mode in ("tiled", "large-tiled"):
         engine = Enhancer(model, tile_size=args.tile_size)
     elif mode == "compiled":
         engine = Enhancer(model, compile=True, tile_size=args.tile_size)
@@ -192,6 +222,10 @@ def worker(args) -> None:
         engine = Enhancer(model, precision=mode)
     elif mode == ONNX_MODE:
         engine = onnx_engine(model, Path(args.output_dir) / "model.onnx", threads)
+    elif mode.startswith(EAGER_PREFIX):
+        engine = eager_engine(model, mode)
+    elif mode != "baseline":
+        raise SystemExit(f"error: unknown mode {mode!r} (see the modes in `python bench/benchmark.py --help`)")
     # One untimed pass on a small image, for every mode alike: one-time costs (oneDNN primitive
     # creation, allocator growth, CUDA context) are not throughput.
     warm_pixels = torch.rand(1, 3, WARMUP_SIZE, WARMUP_SIZE, device=device)
@@ -226,21 +260,29 @@ def worker(args) -> None:
                       "peak_bytes": peak_memory_bytes(device), "compile_seconds": compile_seconds}))
 
 
+def level_difference(a: np.ndarray, b: np.ndarray) -> int:
+    """The largest difference between two 8-bit images, in levels."""
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(EIGHT_BIT_MAX**2 / mse)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's), else what the platform module knows."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        return next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
 def machine_description(device: str) -> str:
     import torch
 
-    cpu = platform.processor() or "cpu"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except StopIteration:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    text = f"{cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
@@ -259,6 +301,12 @@ def main(argv=None) -> int:
                         help="rounds: all modes run once per round, in turn, and each image keeps its best time "
                              "(on a shared or throttled machine the speed drifts by tens of percent over minutes)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--golden", default=None, metavar="DIR",
+                        help="also compare each output with DIR/<stem>.png where it exists (the authors' outputs)")
+    parser.add_argument("--mode-timeout", type=float, default=None, metavar="S",
+                        help="stop a mode that runs longer than S seconds (it is reported and left out)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="S",
+                        help="start no mode after S seconds, and stop the one running then (reported, left out)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -274,12 +322,22 @@ def main(argv=None) -> int:
         modes = ["baseline"] + [m for m in modes if m != "baseline"]
     print(f"machine: {machine_description(args.device)}; Python {platform.python_version()}, numpy {np.__version__}")
     print(f"command: python {' '.join(sys.argv)}")
-    records = {}
+    records, failures = {}, {}
+    deadline = time.monotonic() + args.time_limit if args.time_limit is not None else None
     with tempfile.TemporaryDirectory(prefix="cliplit-bench-") as output_dir:
         for _ in range(args.repeat):
             for mode in modes:
-                record = _run_worker(args, mode, output_dir)
-                if record is None:
+                timeout = args.mode_timeout
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        failures.setdefault(mode, "not run: --time-limit reached")
+                        print(f"{mode}: not run: --time-limit reached", flush=True)
+                        continue
+                    timeout = min(timeout or left, left)
+                record = _run_worker(args, mode, output_dir, timeout)
+                if "failed" in record:
+                    failures[mode] = record["failed"]
                     continue
                 records[mode] = _best_of(records.get(mode), record)
         for mode in modes:
@@ -287,31 +345,45 @@ def main(argv=None) -> int:
                 continue
             record = records[mode]
             reference = "fp32" if mode in HALF_MODES else "baseline"
-            record["fidelity"] = []
+            record["fidelity"], record["golden"] = [], []
             for item in record["images"]:
                 ours = np.load(Path(output_dir) / f"{mode}_{item['image']}.npy")
                 base_path = Path(output_dir) / f"{'exact' if reference == 'fp32' else 'baseline'}_{item['image']}.npy"
                 if base_path.is_file():
                     base = np.load(base_path)
-                    diff = int(np.abs(ours.astype(np.int16) - base.astype(np.int16)).max())
-                    record["fidelity"].append({"image": item["image"], "max_level_diff": diff, "psnr_db": psnr(ours, base)})
+                    record["fidelity"].append({"image": item["image"], "max_level_diff": level_difference(ours, base),
+                                               "psnr_db": psnr(ours, base)})
+                golden = Path(args.golden) / f"{item['image']}.png" if args.golden else None
+                if golden is not None and golden.is_file():
+                    from PIL import Image
+
+                    with Image.open(golden) as image:
+                        expected = np.asarray(image.convert("RGB"))
+                    if expected.shape == ours.shape:
+                        record["golden"].append({"image": item["image"], "max_level_diff": level_difference(ours, expected)})
             _print_row(mode, record, records.get("baseline"))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine_description(args.device), "records": records}, indent=2))
+        Path(args.json).write_text(json.dumps({"machine": machine_description(args.device), "records": records,
+                                               "failures": failures}, indent=2))
     return 0
 
 
-def _run_worker(args, mode: str, output_dir: str):
-    """Run one mode in its own process; its JSON record, or None (failure printed)."""
+def _run_worker(args, mode: str, output_dir: str, timeout: float | None = None) -> dict:
+    """Run one mode in its own process; its JSON record, or {"failed": reason} (also printed)."""
     command = [sys.executable, __file__, "--worker", mode, "--output-dir", output_dir, "--model", args.model,
                "--images", args.images, "--tile-size", str(args.tile_size), "--large", args.large, "--device", args.device]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        reason = f"stopped after {timeout:.0f} s (--mode-timeout / --time-limit)"
+        print(f"{mode}: failed: {reason}", flush=True)
+        return {"failed": reason}
     if completed.returncode != 0:
-        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        print(f"{mode}: failed: {tail}", flush=True)
-        return None
+        reason = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{mode}: failed: {reason}", flush=True)
+        return {"failed": reason}
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -338,6 +410,8 @@ def _print_row(mode: str, record, baseline) -> None:
     worst = max((f["max_level_diff"] for f in fidelity), default=None)
     lowest = min((f["psnr_db"] for f in fidelity), default=None)
     fid = f"max diff {worst} levels, min PSNR {lowest:.2f} dB" if fidelity else "no reference output"
+    if record.get("golden"):
+        fid += f", vs golden max {max(g['max_level_diff'] for g in record['golden'])} levels"
     compile_note = f", compile {record['compile_seconds']:.1f} s (excluded)" if record["compile_seconds"] else ""
     per_image = ", ".join(f"{i['image'][:12]} {i['megapixels']:.2f} MP {i['seconds']:.2f} s" for i in images)
     print(

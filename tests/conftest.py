@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+SHARED_ENV_VAR = "CLIPLIT_SHARED"  # another place for ../shared (the GPU check carries it into the checkout: docs/speed.md)
+SHARED_REFERENCE = Path(os.environ.get(SHARED_ENV_VAR) or REPO_ROOT.parent / "shared") / "reference"
 CLIPLIT_REFERENCE = SHARED_REFERENCE / "clip-lit"
 RAVE_REFERENCE = SHARED_REFERENCE / "rave"
 ENHANCEMENT_CHECKPOINT = CLIPLIT_REFERENCE / "enhancement_model.pth"
@@ -51,9 +52,22 @@ def pytest_configure(config):
         raise pytest.UsageError(MISSING_REFERENCE + " (CI=true: the reference data is required)")
 
 
+def cuda_missing_reason() -> str | None:
+    """Why CUDA cannot be used here (None when it can)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"needs CUDA: torch {torch.__version__} sees no CUDA device on this machine"
+    return None
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker(REFERENCE_MARK) is not None:
         require_reference()
+    if item.get_closest_marker(GPU_MARK) is not None:
+        reason = cuda_missing_reason()
+        if reason:
+            pytest.skip(reason)
 
 
 DOCUMENTATION_TESTS = "tests/docs/test_documentation.py::test_documented_snippet_runs"

@@ -11,6 +11,7 @@ command line and the benchmark (`configure_cpu`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from contextlib import contextmanager
@@ -71,6 +72,36 @@ def configure_cpu(num_threads: int | None = None) -> int:
     num_threads = num_threads or physical_cores()
     torch.set_num_threads(num_threads)
     return num_threads
+
+
+class FullPrecisionConvolutions:
+    """
+    `with FULL_PRECISION_CONVOLUTIONS:` runs cuDNN's fp32 convolutions in full fp32. PyTorch lets cuDNN use
+    TF32 (a 10-bit mantissa) for fp32 convolutions on Ampere and later GPUs by default, which moves the
+    pixels away from the published fp32 evaluation; exact fp32 on CUDA turns it off while it runs and
+    restores the process's setting when the last concurrent user leaves (the flag is process-wide).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._users == 0:
+                self._saved = torch.backends.cudnn.allow_tf32
+                torch.backends.cudnn.allow_tf32 = False
+            self._users += 1
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                torch.backends.cudnn.allow_tf32 = self._saved
+
+
+FULL_PRECISION_CONVOLUTIONS = FullPrecisionConvolutions()
 
 
 class WorkspacePool:
@@ -179,15 +210,20 @@ class Runtime:
         pixels = sanitize_pixels(pixels.to(self.device, self.dtype))
         return pixels.contiguous(memory_format=torch.channels_last) if self.channels_last else pixels.contiguous()
 
+    def numerics(self):
+        """The context the network's parts run in: inference mode, and full-precision fp32 convolutions on CUDA."""
+        exact_cuda = self.device.type == "cuda" and self.dtype == torch.float32
+        return FULL_PRECISION_CONVOLUTIONS if exact_cuda else contextlib.nullcontext()
+
     def encode(self, pixels: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.numerics():
             if self.fused is not None:
                 return self.fused.encode(self.prepare(pixels), workspace or Workspace())
             return self._encode(self.prepare(pixels))
 
     def fuse_decode(self, features: torch.Tensor, grids: list[torch.Tensor], box: Box, height: int, width: int,
                     workspace: Workspace | None = None) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), self.numerics():
             if self.fused is not None:
                 return self.fused.fuse_decode(features, grids, box, height, width, workspace or Workspace())
             context = [c.to(self.dtype) for c in upsample_context(grids, box, height, width)]

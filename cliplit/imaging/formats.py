@@ -109,7 +109,9 @@ def heif_plugin_error() -> str | None:
         try:
             importlib.import_module(module).register_heif_opener()
             return None
-        except Exception as error:  # noqa: BLE001 - an ImportError, or a bundled library that fails to load
+        except ModuleNotFoundError as error:
+            reasons.append(f"{module}: not installed" if error.name == module else f"{module}: {error.name} not installed")
+        except Exception as error:  # noqa: BLE001 - a bundled library that fails to load
             text = str(error).strip().splitlines()
             reasons.append(f"{module}: {text[0] if text else type(error).__name__}")
     return "the HEIF plugin failed to load (" + "; ".join(reasons) + "); reinstall cliplit's dependency pi-heif"

@@ -11,6 +11,7 @@ Only the standard library is imported at import time (the CLI's `--help` reads t
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ RAW_BITS = 16
 PIXELS_PER_MEGAPIXEL = 1_000_000
 EXIF_GROUPS = {"Image": None, "EXIF": 0x8769, "GPS": 0x8825}  # ExifRead's key prefixes -> IFD (None: the first)
 SKIPPED_EXIF_TAGS = frozenset({0x927C, 0xA005})  # MakerNote, Interoperability pointer: offsets into the RAW file
+RAW_MODULES = {"rawpy": "rawpy", "exifread": "exifread"}  # module -> the PyPI package (cliplit's dependencies) reading RAWs
 
 
 @dataclass(frozen=True)
@@ -88,18 +90,34 @@ def is_raw(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in RAW_EXTENSIONS
 
 
+def _raw_modules(name: str) -> dict:
+    """rawpy and ExifRead imported (here, not at import time: cliplit runs without them until a RAW is
+    read), or an `ImageReadError` naming the file and the missing packages."""
+    modules, missing = {}, []
+    for module, package in RAW_MODULES.items():
+        try:
+            modules[module] = importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ImageReadError(f"{name}: cannot read camera RAW files: {' and '.join(missing)} {verb} not installed "
+                             f"(cliplit's dependencies: pip install {' '.join(missing)})")
+    return modules
+
+
 def read_raw(path: str | os.PathLike, max_megapixels: float | None = None, settings: RawSettings | None = None) -> DecodedImage:
     """
     Decode a RAW file into a 16-bit `DecodedImage` with its camera EXIF; raises `ImageReadError` naming
     the file and the reason. `max_megapixels` is checked from the RAW's header, before demosaicing.
     """
-    import rawpy
+    path = Path(path)
+    name = display_name(path)
+    rawpy = _raw_modules(name)["rawpy"]
 
     from .codec import decode_array
     from .metadata import ImageMetadata
 
-    path = Path(path)
-    name = display_name(path)
     settings = settings or RawSettings()
     try:
         # LibRaw prints its data errors ("<file>: Unexpected end of file") itself: only the one-line error is reported

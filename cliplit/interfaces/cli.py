@@ -203,7 +203,8 @@ def video_enhancer(enhancer, args: argparse.Namespace):
     from ..video.enhancer import VideoEnhancer
 
     return VideoEnhancer(enhancer, codec=args.video_codec, crf=args.video_crf, strip_metadata=args.strip_metadata,
-                         max_megapixels=args.max_megapixels, max_seconds=args.max_duration)
+                         max_megapixels=args.max_megapixels, max_seconds=args.max_duration,
+                         batch_size=args.frame_batch)
 
 
 def result_settings(args: argparse.Namespace, network):

@@ -29,8 +29,9 @@ def run_video_jobs(jobs: list, video_enhancer, quiet: bool = False,
             video_enhancer.enhance_file(job.source, job.target, overwrite=True, on_start=start,
                                         on_frame=lambda progress=progress: progress.update(1),
                                         on_note=lambda note, progress=progress: progress.write(f"note: {note}", file=sys.stderr))
-        except CLIPLITError as error:
-            failure = Failure(str(job.source), str(error))
+        except CLIPLITError as error:  # named by the file, as every failure line (PyAV missing names none)
+            name = display_name(job.source)
+            failure = Failure(str(job.source), str(error) if str(error).startswith(name) else f"{name}: {error}")
         except (RuntimeError, ValueError, MemoryError) as error:
             failure = Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}")
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .settings import DEFAULT_CRF, DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, VIDEO_ENCODERS
+from .settings import DEFAULT_CRF, DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH, VIDEO_ENCODERS
 
 STRIP_METADATA_OPTION = "--strip-metadata"
 
@@ -20,6 +20,9 @@ def add_video_options(parser: argparse.ArgumentParser, at_least) -> None:
                             ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items()) + ")")
     video.add_argument("--max-duration", type=at_least(0.01, "the longest video read"), default=DEFAULT_MAX_SECONDS,
                        metavar="SECONDS", help=f"refuse longer videos, from their header (default {DEFAULT_MAX_SECONDS:g})")
+    video.add_argument("--frame-batch", type=at_least(1, "frames per pass", whole=True), default=None, metavar="N",
+                       help=f"frames enhanced in one pass of the network (default: {GPU_FRAME_BATCH} on a GPU, 1 on a CPU; "
+                            "exact mode batches them when they fit in memory, fast mode runs them one by one)")
     if STRIP_METADATA_OPTION not in parser._option_string_actions:
         video.add_argument(STRIP_METADATA_OPTION, action="store_true",
                            help="do not copy metadata (creation time, location, tags) into the outputs")
