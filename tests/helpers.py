@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -321,15 +322,63 @@ def run_cli(*argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = 
     """
     from cliplit.interfaces.cli import main
 
+    result = run_main(main, *argv, env=env, cwd=cwd)
+    return subprocess.CompletedProcess(["cliplit", *result.args], result.returncode, result.stdout, result.stderr)
+
+
+def load_script(path: Path | str, name: str):
+    """A script of the repository (`bench/*.py`, `train/train.py`) as a module, registered in `sys.modules` as
+    `name` (the dataclasses of a script need that), executed once."""
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def run_main(main, *argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = None) -> subprocess.CompletedProcess:
+    """A script's `main(argv)` in this process, as `run_cli` runs the command's: stdout and stderr captured,
+    `env` and `cwd` set for the call only; its exit status (a `SystemExit` included), stdout and stderr."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with _environment(dict(env), cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = main([str(arg) for arg in argv])
-        except SystemExit as exit_status:
-            code = exit_status.code if isinstance(exit_status.code, int) else (0 if exit_status.code is None else 1)
-            if isinstance(exit_status.code, str):
-                print(exit_status.code, file=sys.stderr)
-    return subprocess.CompletedProcess(["cliplit", *map(str, argv)], code, stdout.getvalue(), stderr.getvalue())
+        except SystemExit as exit_status:  # argparse's usage errors and --help: what the process would exit with
+            code = exit_status.code
+            if isinstance(code, str):
+                print(code, file=sys.stderr)
+                code = 1
+    return subprocess.CompletedProcess([str(arg) for arg in argv], 0 if code is None else code, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The `error: ` lines a command printed on stderr (asserting that it printed no traceback)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+def one_error(result: subprocess.CompletedProcess) -> str:
+    """The one `error: ` line of a command that failed (asserting a non-zero status and exactly one such line)."""
+    lines = error_lines(result)
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def random_photo(path: Path, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:
+    """An RGB photo of uniform 8-bit noise, `size` = (width, height), written to `path` (its folder created)."""
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
 
 
 def installed_cliplit() -> str:
@@ -338,8 +387,6 @@ def installed_cliplit() -> str:
 
     executable = shutil.which("cliplit")
     if executable is None:
-        import pytest
-
         if in_ci():
             pytest.fail("the cliplit command is not on PATH: the package must be installed (pip install -e .)")
         pytest.skip("the cliplit command is not on PATH (pip install -e .)")
@@ -355,10 +402,19 @@ def run_cli_process(*argv, installed: bool = False, env: Mapping[str, str | None
     `timeout` (default `PROCESS_TIMEOUT_S`), `preexec_fn`, `stdout`, ...).
     """
     command = [installed_cliplit()] if installed else [PYTHON, "-m", "cliplit"]
+    return _run_process([*command, *map(str, argv)], env, options)
+
+
+def _run_process(command: list[str], env: Mapping[str, str | None], options: dict) -> subprocess.CompletedProcess:
     if not {"stdout", "stderr"} & set(options):
         options["capture_output"] = True
     options.setdefault("timeout", PROCESS_TIMEOUT_S)
-    return subprocess.run([*command, *map(str, argv)], text=True, env=python_env(**dict(env)), **options)
+    return subprocess.run(command, text=True, env=python_env(**dict(env)), **options)
+
+
+def run_script_process(script: Path | str, *argv, env: Mapping[str, str | None] = (), **options) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGV` (a bench or example script) as a new process, as `run_cli_process` runs the command."""
+    return _run_process([PYTHON, str(script), *map(str, argv)], env, options)
 
 
 def process_shares(stderr: str) -> dict[int, int]:
