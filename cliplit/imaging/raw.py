@@ -11,17 +11,14 @@ Only the standard library is imported at import time (the CLI's `--help` reads t
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ImageReadError, display_name
+from ..safety.native_lines import without_native_lines
 
 if TYPE_CHECKING:
     from .codec import DecodedImage
@@ -40,38 +37,6 @@ PIXELS_PER_MEGAPIXEL = 1_000_000
 EXIF_GROUPS = {"Image": None, "EXIF": 0x8769, "GPS": 0x8825}  # ExifRead's key prefixes -> IFD (None: the first)
 SKIPPED_EXIF_TAGS = frozenset({0x927C, 0xA005})  # MakerNote, Interoperability pointer: offsets into the RAW file
 RAW_MODULES = {"rawpy": "rawpy", "exifread": "exifread"}  # module -> the PyPI package (cliplit's dependencies) reading RAWs
-
-
-_STDERR_LOCK = threading.Lock()  # one redirection of file descriptor 2 at a time
-
-
-@contextlib.contextmanager
-def _without_libraw_messages(path: Path):
-    """
-    LibRaw prints its data errors ("<file>: Unexpected end of file") on the process's stderr, which would
-    add a second line to the one-line error. While LibRaw runs, file descriptor 2 goes to a temporary
-    file; afterwards everything written there is passed on, except LibRaw's lines about `path`.
-    Nothing is flushed here: a flush would write out another thread's half-written line. The entry
-    points write each line whole (`safety/boundary.py`), so a line lands before or in that file, never cut.
-    """
-    try:
-        stderr_fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (embedded, captured): nothing to filter
-        yield
-        return
-    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
-        saved = os.dup(stderr_fd)
-        os.dup2(captured.fileno(), stderr_fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, stderr_fd)
-            os.close(saved)
-            captured.seek(0)
-            prefix = os.fsencode(path) + b": "
-            kept = [line for line in captured.read().splitlines(keepends=True) if not line.startswith(prefix)]
-            if kept:
-                os.write(stderr_fd, b"".join(kept))
 
 
 @dataclass(frozen=True)
@@ -155,7 +120,8 @@ def read_raw(path: str | os.PathLike, max_megapixels: float | None = None, setti
 
     settings = settings or RawSettings()
     try:
-        with _without_libraw_messages(path), rawpy.imread(os.fspath(path)) as raw:
+        # LibRaw prints its data errors ("<file>: Unexpected end of file") itself: only the one-line error is reported
+        with without_native_lines((os.fsencode(path) + b": ",)), rawpy.imread(os.fspath(path)) as raw:
             width, height = raw.sizes.width, raw.sizes.height
             megapixels = width * height / PIXELS_PER_MEGAPIXEL
             if max_megapixels is not None and megapixels > max_megapixels:

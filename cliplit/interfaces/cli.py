@@ -207,12 +207,16 @@ def video_enhancer(enhancer, args: argparse.Namespace):
 def run_enhance(args: argparse.Namespace) -> int:
     from ..engine.runtime import resolve_device
     from ..imaging.files import image_extensions
+    from ..video.encoders import check_crf
+    from ..video.settings import VIDEO_EXTENSIONS
     from .batch import expand_inputs, reads_of_inputs
 
     device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
+    check_crf(args.video_codec, args.video_crf)  # so does a CRF the codec does not take (for auto: checked per video)
     output = Path(args.output)
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
-    check_output_folder(output, reads_of_inputs(args.inputs, files, args.recursive), "--output", image_extensions())
+    check_output_folder(output, reads_of_inputs(args.inputs, files, args.recursive), "--output",
+                        image_extensions() | set(VIDEO_EXTENSIONS))
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with OutputFolder(output, "--output", keep=distributed):  # removed again if nothing is written into it
         return _enhance_into(args, output, files, failures, device, distributed)
@@ -227,7 +231,6 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
-    from ..video.settings import is_video_file
     from .batch import plan_jobs, run_jobs, split_for_process
     from .video_batch import run_video_jobs
 
@@ -244,11 +247,13 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         process_index, num_processes, device = state.process_index, state.num_processes, state.device
         jobs = split_for_process(jobs, process_index, num_processes)
         failures = failures if state.is_main_process else []
+    videos, jobs, video_failures = _videos_and_images(jobs, args)
+    failures += video_failures
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
     if plan.skipped and process_index == 0:
         print(f"skipped {len(plan.skipped)} file(s) whose output exists (--overwrite redoes them)", file=sys.stderr)
-    if not jobs:
+    if not jobs and not videos:
         if process_index == 0 and not failures and not plan.skipped:
             print("error: nothing to enhance", file=sys.stderr)
         return EXIT_FAILURE if failures or (process_index == 0 and not plan.skipped) else 0
@@ -258,8 +263,6 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         configure_cpu(max(1, physical_cores() // num_processes))
     enhancer = Enhancer(network, settings_of(args).replace(device=str(device)))
     del network  # the enhancer holds its own prepared copy
-    videos = [job for job in jobs if is_video_file(job.source)]
-    jobs = [job for job in jobs if not is_video_file(job.source)]
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0 or not jobs, file=sys.stderr)
 
     def report(job, failure):
@@ -279,6 +282,35 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
     return EXIT_FAILURE if failures or run_failures else 0
+
+
+def _videos_and_images(jobs: list, args: argparse.Namespace) -> tuple[list, list, list]:
+    """
+    `jobs` split by content: (videos, images, failures). A file named like a video that holds an image
+    (a photo named .mp4) is an image, with a note (`plan_jobs` named its output as an image's). A video
+    whose container does not take `--video-codec`, or whose codec takes no such `--video-crf`, is a
+    failure, found before the model loads.
+    """
+    from ..errors import CLIPLITError
+    from ..video.encoders import choose_encoder
+    from ..video.reading import holds_video, image_format_inside
+    from ..video.settings import is_video_file
+    from .batch import Failure
+
+    videos, images, failures = [], [], []
+    for job in jobs:
+        if holds_video(job.source):
+            try:
+                choose_encoder(job.target, args.video_codec, args.video_crf, display_name(job.source))
+                videos.append(job)
+            except CLIPLITError as error:
+                failures.append(Failure(str(job.source), str(error)))
+            continue
+        if is_video_file(job.source):
+            print(f"note: {display_name(job.source)}: is an image ({image_format_inside(job.source)}), not a video: "
+                  f"enhanced as an image, into {display_name(job.target.name)}", file=sys.stderr)
+        images.append(job)
+    return videos, images, failures
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
