@@ -124,11 +124,11 @@ def test_a_truncated_matroska_file_gets_the_truncation_line(tmp_path, model_dir)
 
 
 def test_webm_gets_a_codec_webm_takes_and_a_named_codec_it_cannot_take_is_one_line(tmp_path, model_dir):
-    from cliplit.video.encoders import choose_encoder
-
     clip = write_test_clip(tmp_path / "clip.webm", frames=4, encoder="libvpx-vp9", audio=False)
     result = run_cli("enhance", clip, "--model", model_dir, "-o", tmp_path / "out", "-q")
     assert result.returncode == 0, result.stderr
+    from cliplit.video.encoders import choose_encoder
+
     with av.open(str(tmp_path / "out" / "clip.webm")) as container:
         assert container.format.name == "matroska,webm"
         chosen = choose_encoder(clip)  # AV1, else VP9: whichever this PyAV's FFmpeg encodes
