@@ -18,6 +18,9 @@ AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start time and durati
 # FFmpeg's demuxers of still images (jpeg_pipe, png_pipe, jpegxl_pipe, ..., image2): a file they open is no video.
 IMAGE_DEMUXER_MARK = "_pipe"
 IMAGE_DEMUXERS = ("image2", "apng", "gif")
+# The image formats a file named like a video is looked for (Pillow's names): those with a signature of their
+# own; formats Pillow guesses without one (TGA) could match a video's first bytes.
+SIGNED_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF", "JPEG2000")
 
 
 class VideoError(CLIPLITError):
@@ -99,9 +102,9 @@ class FrameRule:
 
 def image_format_inside(path: str | os.PathLike) -> str | None:
     """
-    The image format (Pillow's name: JPEG, PNG, HEIF, ...) of the file at `path` when its content is an
-    image, whatever its name says (a photo named .mp4); None when it is not an image Pillow (with the
-    HEIF plugin) identifies, or not a regular file. Only the file's first bytes are read.
+    The image format (Pillow's name: JPEG, PNG, HEIF, ...: `SIGNED_IMAGE_FORMATS`) of the file at `path`
+    when its content is an image, whatever its name says (a photo named .mp4); None when it is not one
+    Pillow (with the HEIF plugin) identifies, or not a regular file. Only the file's first bytes are read.
     """
     import warnings
 
@@ -112,10 +115,12 @@ def image_format_inside(path: str | os.PathLike) -> str | None:
     if not Path(path).is_file():
         return None
     heif_plugin_error()  # registers the HEIF/AVIF opener where it is installed
+    Image.init()
+    formats = [name for name in SIGNED_IMAGE_FORMATS if name in Image.OPEN]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=formats) as image:
                 return image.format or "image"
     except Image.DecompressionBombError:
         return "image"  # an image too large to identify safely: read as an image, it is refused in one line
