@@ -295,7 +295,7 @@ def _videos_and_images(jobs: list, args: argparse.Namespace) -> tuple[list, list
     from ..video.encoders import choose_encoder
     from ..video.reading import holds_video, image_format_inside
     from ..video.settings import is_video_file
-    from .batch import Failure
+    from .video_batch import video_failure
 
     videos, images, failures = [], [], []
     for job in jobs:
@@ -304,7 +304,7 @@ def _videos_and_images(jobs: list, args: argparse.Namespace) -> tuple[list, list
                 choose_encoder(job.target, args.video_codec, args.video_crf, display_name(job.source))
                 videos.append(job)
             except CLIPLITError as error:
-                failures.append(Failure(str(job.source), str(error)))
+                failures.append(video_failure(job.source, error))
             continue
         if is_video_file(job.source):
             print(f"note: {display_name(job.source)}: is an image ({image_format_inside(job.source)}), not a video: "
