@@ -119,3 +119,28 @@ def stream_packets(path: str | Path, kind: str = "audio") -> list[bytes]:
     with av.open(str(path)) as container:
         stream = getattr(container.streams, kind)[0]
         return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def write_resizing_clip(path: str | Path, sizes: list[tuple[int, int]], fps: int = 24) -> Path:
+    """
+    Write an H.264 clip whose frame `i` is `sizes[i]` = (width, height): a frame size that changes
+    mid-stream while the header states the first (each frame its own encoder, its parameter sets in the
+    stream, as in a concatenation). Returns `path`.
+    """
+    import av
+
+    path = Path(path)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = *sizes[0], "yuv420p"
+    time_base = Fraction(1, fps)
+    for index, (width, height) in enumerate(sizes):
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = width, height, "yuv420p", time_base
+        frame = av.VideoFrame.from_ndarray(clip_frames(1, height, width, seed=index)[0], format="rgb24").reformat(format="yuv420p")
+        for packet in encoder.encode(frame) + encoder.encode(None):
+            packet.stream, packet.time_base = stream, time_base
+            packet.pts = packet.dts = index
+            container.mux(packet)
+    container.close()
+    return path

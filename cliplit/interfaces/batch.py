@@ -18,7 +18,8 @@ from ..imaging.codec import DecodedImage
 from ..imaging.files import OUTPUT_SUFFIX, image_extensions, read_image, write_image
 from ..safety.outputs import Reads, file_identity
 from ..safety.reading import NotARegularFileError, glob_files, is_pattern, require_regular_file, split_pattern, walk_files
-from ..video.settings import VIDEO_EXTENSIONS, is_video_file
+from ..video.reading import holds_video
+from ..video.settings import VIDEO_EXTENSIONS
 from .resume import Provenance, provenance
 
 PREFETCH_IMAGES = 2
@@ -115,8 +116,9 @@ class Plan:
 def output_names(source: Path, suffix: str = OUTPUT_SUFFIX):
     """`<stem><suffix>`, then `<stem>.<ext><suffix>`, then `<stem>.<ext>-2<suffix>`, ... (for inputs that share a
     stem, such as a camera's RAW+JPEG pairs); `suffix`: the output format's extension (.png by default).
-    A video keeps its container: `<stem>.<ext>`, then `<stem>-2.<ext>`, ..."""
-    if is_video_file(source):
+    A video keeps its container: `<stem>.<ext>`, then `<stem>-2.<ext>`, ... (a file named like a video
+    that holds an image is named as an image: `cliplit.video.reading.holds_video`)."""
+    if holds_video(source):
         yield from (f"{source.stem}{'' if n == 1 else f'-{n}'}{source.suffix.lower()}" for n in itertools.count(1))
         return
     yield f"{source.stem}{suffix}"

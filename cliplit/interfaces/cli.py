@@ -215,7 +215,7 @@ def result_settings(args: argparse.Namespace, network):
     and the output, RAW or video options that apply to that input.
     """
     from ..imaging.raw import is_raw
-    from ..video.settings import is_video_file
+    from ..video.reading import holds_video
     from .resume import engine_result_settings
 
     options, _ = output_options(args)
@@ -223,7 +223,7 @@ def result_settings(args: argparse.Namespace, network):
     engine["strip_metadata"] = args.strip_metadata
 
     def output_settings(source: Path) -> dict:
-        if is_video_file(source):
+        if holds_video(source):  # a photo named like a video is an image, and its record says so
             return {**engine, **{name: getattr(args, name) for name in VIDEO_RESULT_OPTIONS if hasattr(args, name)}}
         output_format = options.format_for(source)
         chosen = {"format": output_format, "color_space": args.color_space}
@@ -250,12 +250,16 @@ def kept_outputs_message(plan, output: Path) -> str:
 def run_enhance(args: argparse.Namespace) -> int:
     from ..engine.runtime import resolve_device
     from ..imaging.files import image_extensions
+    from ..video.encoders import check_crf
+    from ..video.settings import VIDEO_EXTENSIONS
     from .batch import expand_inputs, reads_of_inputs
 
     device = resolve_device(args.device)  # a bad --device fails before anything is read or loaded
+    check_crf(args.video_codec, args.video_crf)  # so does a CRF the codec does not take (for auto: checked per video)
     output = Path(args.output)
     files, failures = expand_inputs(args.inputs, recursive=args.recursive)
-    check_output_folder(output, reads_of_inputs(args.inputs, files, args.recursive), "--output", image_extensions())
+    check_output_folder(output, reads_of_inputs(args.inputs, files, args.recursive), "--output",
+                        image_extensions() | set(VIDEO_EXTENSIONS))
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with OutputFolder(output, "--output", keep=distributed):  # removed again if nothing is written into it
         return _enhance_into(args, output, files, failures, device, distributed)
@@ -270,12 +274,13 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
-    from ..video.settings import is_video_file
     from .batch import plan_jobs, run_jobs, split_for_process
     from .resume import forget, remember
     from .video_batch import run_video_jobs
 
     options, raw_settings = output_options(args)
+    files, unwritable = _refuse_unwritable_videos(files, args)  # found before the model loads
+    failures = failures + unwritable
     network = load_network(args.model) if files else None  # checked before any output is skipped
     output_settings = result_settings(args, network) if network is not None else None
     plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for, settings_for=output_settings)
@@ -291,6 +296,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         jobs = split_for_process(jobs, process_index, num_processes)
         failures = failures if state.is_main_process else []
     kept = bool(plan.kept) and process_index == 0
+    videos, jobs = _videos_and_images(jobs)
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
     if kept:
@@ -298,7 +304,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     if plan.skipped and process_index == 0:
         print(f"skipped {len(plan.skipped)} file(s) whose output exists, made with this model and these settings "
               "(--overwrite redoes them)", file=sys.stderr)
-    if not jobs:
+    if not jobs and not videos:
         if process_index == 0 and not failures and not plan.skipped and not plan.kept:
             print("error: nothing to enhance", file=sys.stderr)
         return EXIT_FAILURE if failures or kept or (process_index == 0 and not plan.skipped) else 0
@@ -310,8 +316,6 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         configure_cpu(max(1, physical_cores() // num_processes))
     enhancer = Enhancer(network, settings_of(args).replace(device=str(device)))
     del network  # the enhancer holds its own prepared copy
-    videos = [job for job in jobs if is_video_file(job.source)]
-    jobs = [job for job in jobs if not is_video_file(job.source)]
     progress = tqdm(total=len(jobs), unit="img", disable=args.quiet or process_index != 0 or not jobs, file=sys.stderr)
 
     def report(job, failure):
@@ -340,6 +344,49 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
     return EXIT_FAILURE if failures or kept or run_failures else 0
+
+
+def _refuse_unwritable_videos(files: list, args: argparse.Namespace) -> tuple[list, list]:
+    """
+    `files` without the videos that cannot be written as asked, and their failures: a container that does
+    not take `--video-codec`, or a codec that takes no such `--video-crf` (an output keeps its input's
+    container). Checked before the model loads.
+    """
+    from ..errors import CLIPLITError
+    from ..video.encoders import choose_encoder
+    from ..video.reading import holds_video
+    from .video_batch import video_failure
+
+    kept, failures = [], []
+    for source in files:
+        if holds_video(source):
+            try:
+                choose_encoder(source, args.video_codec, args.video_crf, display_name(source))
+            except CLIPLITError as error:
+                failures.append(video_failure(source, error))
+                continue
+        kept.append(source)
+    return kept, failures
+
+
+def _videos_and_images(jobs: list) -> tuple[list, list]:
+    """
+    `jobs` split by content: (videos, images). A file named like a video that holds an image (a photo
+    named .mp4) is an image, with a note (`plan_jobs` named its output as an image's).
+    """
+    from ..video.reading import holds_video, image_format_inside
+    from ..video.settings import is_video_file
+
+    videos, images = [], []
+    for job in jobs:
+        if holds_video(job.source):
+            videos.append(job)
+            continue
+        if is_video_file(job.source):
+            print(f"note: {display_name(job.source)}: is an image ({image_format_inside(job.source)}), not a video: "
+                  f"enhanced as an image, into {display_name(job.target.name)}", file=sys.stderr)
+        images.append(job)
+    return videos, images
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from ..imaging.codec import EIGHT_BIT_MAX, DecodedImage
 from ..imaging.files import read_image, write_image
 from ..imaging.formats import FORMAT_SUFFIXES
 from ..model.architecture import resolve_strength
+from ..video.reading import image_format_inside
 from ..video.settings import VIDEO_EXTENSIONS, is_video_file
 
 DOWNLOAD_FORMATS = ("png", "jpeg", "tiff")  # the formats a result is offered in (cliplit's output format names)
@@ -222,6 +223,9 @@ class EnhancementService:
         self._check_upload(source, "video")
         if not is_video_file(source):
             raise UploadError(f"{source.name}: not a video file (one of {' '.join(VIDEO_EXTENSIONS)})")
+        image_format = image_format_inside(source)  # a photo named .mp4: the Photo tab keeps its metadata
+        if image_format is not None:
+            raise UploadError(f"{source.name}: is an image ({image_format}), not a video: use the Photo tab")
         target = self._new_output_path(source.stem, source.suffix.lower())
         try:
             return (target, *self.run_video(source, target, strength, fast, denoise, on_start, on_frame))

@@ -9,6 +9,13 @@ from ..errors import CLIPLITError, display_name, first_line
 from .batch import Failure
 
 
+def video_failure(source, error: CLIPLITError) -> Failure:
+    """The `Failure` of the video `source`: `error`'s line, named by the file as every failure line is
+    (PyAV missing names none)."""
+    name = display_name(source)
+    return Failure(str(source), str(error) if str(error).startswith(name) else f"{name}: {error}")
+
+
 def run_video_jobs(jobs: list, video_enhancer, quiet: bool = False,
                    on_done: Callable[[object, object], None] | None = None) -> list:
     """
@@ -29,9 +36,8 @@ def run_video_jobs(jobs: list, video_enhancer, quiet: bool = False,
             video_enhancer.enhance_file(job.source, job.target, overwrite=True, on_start=start,
                                         on_frame=lambda progress=progress: progress.update(1),
                                         on_note=lambda note, progress=progress: progress.write(f"note: {note}", file=sys.stderr))
-        except CLIPLITError as error:  # named by the file, as every failure line (PyAV missing names none)
-            name = display_name(job.source)
-            failure = Failure(str(job.source), str(error) if str(error).startswith(name) else f"{name}: {error}")
+        except CLIPLITError as error:
+            failure = video_failure(job.source, error)
         except (RuntimeError, ValueError, MemoryError) as error:
             failure = Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}")
         finally:
@@ -44,4 +50,4 @@ def run_video_jobs(jobs: list, video_enhancer, quiet: bool = False,
     return failures
 
 
-__all__ = ["run_video_jobs"]
+__all__ = ["run_video_jobs", "video_failure"]

@@ -38,7 +38,7 @@ class WholeLinesQuietWhenClosed:
 
     `print` and `tqdm.write` write a line's text and its newline separately; on Python's unbuffered
     stderr each is its own write to file descriptor 2. While another thread points that descriptor
-    elsewhere for a moment (LibRaw's messages are filtered so, `cliplit/imaging/raw.py`), a line could be
+    elsewhere for a moment (LibRaw's and encoders' messages are filtered so, `cliplit.safety.native_lines`), a line could be
     cut in two there. Held here until its newline (or a flush: tqdm flushes its bar), a line is written
     whole, before or after such a moment.
     """

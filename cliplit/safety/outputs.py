@@ -130,7 +130,7 @@ def check_output_folder(folder: str | os.PathLike, reads: Reads, option: str, fi
     """
     Refuse (`SettingsError`, one line naming `option`) an output folder that is an input, a folder that
     is read (flat, or a tree it lies in), an existing file, a name ending like a file of
-    `file_extensions` (`--output result.jpg` means a file, not a folder), or one that cannot be created
+    `file_extensions` (`--output result.jpg` or `clip_enhanced.mp4` means a file, not a folder), or one that cannot be created
     or written.
     """
     folder = Path(folder)
@@ -143,8 +143,8 @@ def check_output_folder(folder: str | os.PathLike, reads: Reads, option: str, fi
     if os.path.lexists(folder) and not folder.is_dir():
         raise SettingsError(f"{name}: {option} exists and is not a folder")
     if not folder.exists() and folder.suffix.lower() in file_extensions:
-        raise SettingsError(f"{name}: {option} names a folder, and this name ends like an image file; "
-                            f"give a folder (outputs are named after their inputs)")
+        raise SettingsError(f"{name}: {option} names a folder, and this name ends like an image file or a video file "
+                            f"({folder.suffix}); give a folder (outputs are named after their inputs)")
     if folder.is_dir():
         if not os.access(folder, os.W_OK | os.X_OK):
             raise SettingsError(f"{name}: {option} is not writable")

@@ -25,7 +25,8 @@ class VideoEnhancer:
     """
     An `Enhancer` (or a model, with an `EngineSettings` or its fields as keyword arguments) applied to video files.
 
-    - `codec` ("h264", "hevc", "av1"), `crf` (None: the codec's default), `strip_metadata`: how it is written;
+    - `codec` ("auto": h264, av1 or vp9 for .webm; "h264", "hevc", "av1", "vp9"), `crf` (None: the codec's
+      default; checked against the codec's range here, and per file for "auto"), `strip_metadata`: how it is written;
     - `strength`: the enhancement's strength (None: the engine's own);
     - `batch_size`: frames enhanced together (`Enhancer.enhance_frames`; None: `GPU_FRAME_BATCH` on a GPU, else 1);
     - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit);
@@ -38,7 +39,9 @@ class VideoEnhancer:
                  limit_options: tuple[str | None, str | None] = ("--max-megapixels", "--max-duration"), **engine_changes):
         from ..engine.enhancer import Enhancer
         from ..model.architecture import check_strength
+        from .encoders import check_crf
 
+        check_crf(codec, crf)
         self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, settings, **engine_changes)
         self.strength = None if strength is None else check_strength(strength)
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import argparse
 
-from .settings import DEFAULT_CRF, DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH, VIDEO_ENCODERS
+from .settings import (
+    ANY_CRF_RANGE,
+    AUTO_CODEC,
+    CRF_RANGES,
+    DEFAULT_CRF,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_VIDEO_CODEC,
+    GPU_FRAME_BATCH,
+    VIDEO_ENCODERS,
+)
 
 STRIP_METADATA_OPTION = "--strip-metadata"
 
 
 def add_video_options(parser: argparse.ArgumentParser, at_least) -> None:
-    """Add the video options to `parser` (`at_least(minimum, meaning)`: the CLI's number parser).
+    """Add the video options to `parser` (`at_least(minimum, meaning, maximum=)`: the CLI's number parser).
     `--strip-metadata` is added only when the parser has none yet (images define it too)."""
     video = parser.add_argument_group("video (.mp4 .mov .m4v .mkv .webm .avi; docs/video.md)")
-    video.add_argument("--video-codec", default=DEFAULT_VIDEO_CODEC, choices=tuple(VIDEO_ENCODERS),
-                       help=f"encoder of the enhanced video stream (default {DEFAULT_VIDEO_CODEC}; audio, subtitles and data are copied)")
-    video.add_argument("--video-crf", type=at_least(0, "0: lossless"), default=None, metavar="CRF",
-                       help="constant-rate factor, lower is better (default: " +
-                            ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items()) + ")")
+    video.add_argument("--video-codec", default=DEFAULT_VIDEO_CODEC, choices=(AUTO_CODEC, *VIDEO_ENCODERS),
+                       help=f"encoder of the enhanced video stream (default {DEFAULT_VIDEO_CODEC}: h264, and av1 (else vp9) "
+                            "for .webm, which takes no h264; audio, subtitles and data are copied)")
+    video.add_argument("--video-crf", type=at_least(ANY_CRF_RANGE[0], "0: best", maximum=ANY_CRF_RANGE[1]), default=None,
+                       metavar="CRF", help="constant-rate factor, lower is better (default: " +
+                            ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items()) + "; ranges: " +
+                            ", ".join(f"{codec} {low}-{high}" for codec, (low, high) in CRF_RANGES.items()) + ")")
     video.add_argument("--max-duration", type=at_least(0.01, "the longest video read"), default=DEFAULT_MAX_SECONDS,
-                       metavar="SECONDS", help=f"refuse longer videos, from their header (default {DEFAULT_MAX_SECONDS:g})")
+                       metavar="SECONDS", help=f"refuse longer videos, from their header and their frames' times (default {DEFAULT_MAX_SECONDS:g})")
     video.add_argument("--frame-batch", type=at_least(1, "frames per pass", whole=True), default=None, metavar="N",
                        help=f"frames enhanced in one pass of the network (default: {GPU_FRAME_BATCH} on a GPU, 1 on a CPU; "
                             "exact mode batches them when they fit in memory, fast mode runs them one by one)")

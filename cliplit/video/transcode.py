@@ -17,6 +17,7 @@ or an interruption (Ctrl-C, SIGTERM) leaves nothing behind.
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
 import threading
@@ -27,29 +28,31 @@ from pathlib import Path
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage, decode_array, encode_array
 from ..safety.outputs import atomic_write
-from .reading import VideoError, VideoLimits, encoder_name, import_av, open_video
-from .settings import DEFAULT_CRF, DEFAULT_VIDEO_CODEC
+from .encoders import EncoderChoice, choose_encoder, encoder_options, open_encoder
+from .reading import AV_TIME_BASE, FrameRule, VideoError, VideoLimits, import_av, open_video, tagged_duration_seconds
+from .settings import DEFAULT_VIDEO_CODEC
 from .streams import copyable_streams
 
 FRAME_QUEUE = 4  # decoded (and enhanced) frames held between stages, each
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others stopped
 TRUNCATION_TOLERANCE_FRAMES = 2  # a video ending this many frame intervals before its stated end is truncated
+# Containers that time packets in decode order, one frame time each (AVI): a decoder that reorders frames
+# (H.264 B-frames) hands them out with another frame's time, so they are given the frame times in order.
+DECODE_ORDER_FORMATS = ("avi",)
+# A container's duration also counts its audio's codec delay (AAC's 1024 samples: 128 ms at 8 kHz).
+CONTAINER_TOLERANCE_SECONDS = 0.25
 HIGH_BIT_DEPTH = 8  # sources with more bits per component are read (and, where the codec can, written) at 16 bits
 # Container tags FFmpeg's muxers write themselves (copying them would state the input's muxer).
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 KEPT_WHEN_STRIPPED = ("language",)  # stream tags that say nothing about the user
 # Encoders whose 4:2:0 needs even frame sizes: odd sizes are encoded 4:4:4 at the exact size instead.
 EVEN_SIZE_ENCODERS = ("libx264", "libx265")
-# Encoder options besides the CRF: x264's "fast" preset (at CRF 18 on 1080p, the same PSNR as its default
-# "medium" for 1% more bytes and half the CPU time, docs/video.md), and quiet logs for x265 and SVT-AV1.
-ENCODER_OPTIONS = {"libx264": {"preset": "fast"}, "libx265": {"x265-params": "log-level=error"},
-                   "libsvtav1": {"svtav1-params": "log-level=1"}}
 
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How a video is written: `codec` (h264, hevc, av1), `crf` (None: the codec's default in
-    `settings.DEFAULT_CRF`), `strip_metadata` (drop container and stream tags such as creation time
+    """How a video is written: `codec` (auto, h264, hevc, av1, vp9: `cliplit.video.encoders`), `crf` (None: the
+    codec's default in `settings.DEFAULT_CRF`), `strip_metadata` (drop container and stream tags such as creation time
     and location), the `limits` of what is read, and `batch_size`, the frames enhanced together."""
 
     codec: str = DEFAULT_VIDEO_CODEC
@@ -170,33 +173,40 @@ def enhance_video(
     av = import_av()
     source, target = Path(source), Path(target)
     name = display_name(source)
-    encoder = encoder_name(options.codec)
-    crf = DEFAULT_CRF[options.codec] if options.crf is None else options.crf
+    choice = choose_encoder(target, options.codec, options.crf, name)  # before anything is read
     opened = open_video(source, options.limits)
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(FRAME_QUEUE)
     enhanced: queue.Queue = queue.Queue(FRAME_QUEUE)
     counts = {"read": 0, "written": 0}
-    last_time = [None]  # end of the last decoded frame, in the video stream's time base
+    timeline = _Timeline()
     input_container, video = opened.container, opened.video
+    frame_rule = FrameRule(name, options.limits, opened.frame_rate)
+    decode_order_times = input_container.format.name in DECODE_ORDER_FORMATS
 
     def read() -> None:
         video.thread_type = "AUTO"
         video.codec_context.options = {"err_detect": "explode"}  # a corrupt frame is an error, not concealed
         packets: list = []
+        slots: list[int] = []  # in decode-order containers: the frame times not yet given, smallest first
         for packet in input_container.demux():
             if stop.is_set():
                 raise _Stopped
+            timeline.add_packet(packet)
             if packet.stream.index == video.index:
+                if decode_order_times and packet.pts is not None and packet.size:
+                    heapq.heappush(slots, packet.pts)
                 try:
                     frames = video.decode(packet)
                 except av.FFmpegError as error:
                     raise VideoError(f"{name}: frame {counts['read'] + 1} cannot be decoded "
                                      f"(truncated or corrupt: {first_line(error)})") from None
                 for frame in frames:
+                    if decode_order_times and slots:  # frames come out in display order: each takes the earliest time left
+                        frame.pts = heapq.heappop(slots)
+                    frame_rule.check(frame)  # the limits and the frame size, on every frame before it is converted
                     counts["read"] += 1
-                    if frame.pts is not None:
-                        last_time[0] = frame.pts + (frame.duration or 0)
+                    timeline.add_frame(frame)
                     _put(decoded, _Item(frame_to_image(frame), frame, packets), stop)
                     packets = []
             elif packet.dts is not None and packet.size and packet.stream.index in copy_plan.copied:
@@ -216,8 +226,8 @@ def enhance_video(
                 output.metadata.update(_copied_metadata(input_container.metadata, options.strip_metadata))
                 for stream in input_container.streams:
                     if stream.index == video.index:
-                        pixel_format = output_pixel_format(item.frame.format, encoder, item.frame.width, item.frame.height)
-                        video_out = _add_video_stream(output, video, item.frame, encoder, pixel_format, crf, opened.frame_rate)
+                        pixel_format = output_pixel_format(item.frame.format, choice.encoder, item.frame.width, item.frame.height)
+                        video_out = _add_video_stream(output, video, item.frame, choice, pixel_format, opened.frame_rate)
                         streams[stream.index] = video_out
                     elif stream.index in copy_plan.copied:
                         streams[stream.index] = _add_copied_stream(output, stream, name)
@@ -281,21 +291,62 @@ def enhance_video(
             _raise_stage_error(stages, name, target)
             if counts["written"] == 0:
                 raise VideoError(f"{name}: holds no decodable video frame")
-            _check_complete(video, opened.frame_rate, last_time[0], name)
+            _check_complete(input_container, video, opened.frame_rate, timeline, name)
         return counts["written"]
     finally:
         stop.set()
         input_container.close()
 
 
-def _check_complete(video, frame_rate, end, name: str) -> None:
-    """Refuse a file whose frames stop well before the end its header states (a truncated download or
-    copy: FFmpeg's demuxers end such files quietly). Allows `TRUNCATION_TOLERANCE_FRAMES` frame intervals."""
-    if video.duration is None or end is None or not video.time_base:
+@dataclass
+class _Timeline:
+    """How far a video's streams reached as they were read: the end of its last frame and its longest frame
+    interval (in the video stream's time base), and the end of the last packet of any stream (in seconds)."""
+
+    frames_end: int | None = None
+    last_frame: int | None = None
+    longest_interval: int = 0
+    packets_end: float | None = None
+
+    def add_frame(self, frame) -> None:
+        if frame.pts is None:
+            return
+        if self.last_frame is not None:
+            self.longest_interval = max(self.longest_interval, frame.pts - self.last_frame)
+        self.last_frame = frame.pts
+        self.frames_end = frame.pts + (frame.duration or 0)
+
+    def add_packet(self, packet) -> None:
+        if packet.pts is not None and packet.time_base:
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            self.packets_end = end if self.packets_end is None else max(end, self.packets_end)
+
+
+def _check_complete(container, video, frame_rate, timeline: _Timeline, name: str) -> None:
+    """
+    Refuse a file whose frames stop well before the end its header states (a truncated download or
+    copy: FFmpeg's demuxers end such files quietly). The video stream's duration where the header states
+    one (MP4, MOV, AVI), else its Matroska DURATION tag, else the container's duration (Matroska, WebM),
+    which covers every stream: then the last packet of any stream must reach it. Allows
+    `TRUNCATION_TOLERANCE_FRAMES` frame intervals (the stated rate's, or the longest met: variable frame
+    rates) and `CONTAINER_TOLERANCE_SECONDS` for the container's duration.
+    """
+    end, packets_end = timeline.frames_end, timeline.packets_end
+    if end is None or not video.time_base:
         return
-    expected = (video.start_time or 0) + video.duration
-    tolerance = TRUNCATION_TOLERANCE_FRAMES / (frame_rate * video.time_base)
-    if end < expected - tolerance:
+    tolerance = TRUNCATION_TOLERANCE_FRAMES * max(1 / (frame_rate * video.time_base), timeline.longest_interval)
+    tagged = tagged_duration_seconds(video)
+    if video.duration is not None:
+        expected, reached = (video.start_time or 0) + video.duration, end
+    elif tagged is not None:
+        expected, reached = tagged / video.time_base, end
+    elif container.duration is not None and packets_end is not None:  # the end of its longest stream, codec delays included
+        expected = ((container.start_time or 0) + container.duration) / AV_TIME_BASE / video.time_base
+        reached = packets_end / video.time_base
+        tolerance = max(tolerance, CONTAINER_TOLERANCE_SECONDS / video.time_base)
+    else:
+        return
+    if reached < expected - tolerance:
         raise VideoError(f"{name}: truncated: the frames end at {float(end * video.time_base):.2f} s of the "
                          f"{float(expected * video.time_base):.2f} s the file states")
 
@@ -314,10 +365,10 @@ def _raise_stage_error(stages: list[_Stage], name: str, target: Path) -> None:
         raise error
 
 
-def _add_video_stream(output, video, first_frame, encoder: str, pixel_format: str, crf: float, frame_rate):
-    """The encoded video stream: the source's time base (each frame keeps its timestamp), size, colour
-    tags and rotation; quality by constant-rate factor `crf`."""
-    stream = output.add_stream(encoder, rate=frame_rate, options={"crf": f"{crf:g}", **ENCODER_OPTIONS.get(encoder, {})})
+def _add_video_stream(output, video, first_frame, choice: EncoderChoice, pixel_format: str, frame_rate):
+    """The encoded video stream, its encoder opened: the source's time base (each frame keeps its timestamp),
+    size, colour tags and rotation; quality by the constant-rate factor of `choice`."""
+    stream = output.add_stream(choice.encoder, rate=frame_rate, options=encoder_options(choice, output.format.name))
     stream.width, stream.height, stream.pix_fmt = first_frame.width, first_frame.height, pixel_format
     stream.time_base = video.time_base
     stream.codec_context.time_base = video.time_base
@@ -327,6 +378,7 @@ def _add_video_stream(output, video, first_frame, encoder: str, pixel_format: st
         stream.sample_aspect_ratio = video.sample_aspect_ratio
     if first_frame.rotation:
         stream.set_display_rotation(first_frame.rotation)
+    open_encoder(stream)
     return stream
 
 
