@@ -50,7 +50,9 @@ DEFAULT_SCENES = (*PHOTO_SCENES, SYNTHETIC)
 # ISO-like sensor noise on [0, 1] values: variance = shot * x + read (photon shot noise + read noise)
 ISO_NOISE = {400: (2.5e-4, 1e-5), 800: (5e-4, 2e-5), 1600: (1e-3, 4e-5), 3200: (2e-3, 8e-5)}
 DEFAULT_DEGRADATIONS = ("clean16", "clean8", "jpeg60", "jpeg75", "jpeg90", "iso400", "iso1600", "iso800+jpeg90",
-                        "iso800+jpeg75")
+                        "iso800+jpeg75", "jpeg75+png", "iso800+jpeg75+png", "jpeg75+crop3+png", "webp95", "avif90", "webp75",
+                        "iso800+webp75", "avif60", "iso800+avif60", "heic60", "iso800+heic60")
+CODECS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "heic": "HEIF"}  # degradation step prefix -> file format
 SIXTEEN_BIT, EIGHT_BIT = 65535, 255
 # The backlit rendering (`render_backlit`)
 EXPOSURE = 0.2  # the scene keeps this fraction of its light, as a camera metering for the light leaves it ...
@@ -123,12 +125,24 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(pixels, 0, 1) * EIGHT_BIT + 0.5).astype(np.uint8)
 
 
-def _jpeg(codes: np.ndarray, quality: int):
-    """8-bit codes -> the PIL image decoded from their JPEG file (Pillow's defaults: 4:2:0 chroma)."""
+def _codes(image) -> np.ndarray:
+    """The 8-bit pixels (H, W, 3) uint8 of a float rendering, a uint8 array or a decoded PIL image."""
+    if isinstance(image, np.ndarray):
+        return image if image.dtype == np.uint8 else _to_uint8(image)
+    return np.asarray(image.convert("RGB"))
+
+
+def _encoded(codes: np.ndarray, file_format: str, quality: int):
+    """8-bit codes -> the PIL image decoded from their file in `file_format` at `quality` (Pillow's encoders,
+    pillow-heif's for HEIF: JPEG with 4:2:0 chroma, WebP (VP8), AVIF (AV1), HEIC (x265), each with its defaults)."""
     from PIL import Image
 
+    if file_format == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
     buffer = io.BytesIO()
-    Image.fromarray(codes).save(buffer, "JPEG", quality=quality)
+    Image.fromarray(codes).save(buffer, file_format, quality=quality)
     buffer.seek(0)
     image = Image.open(buffer)
     image.load()
@@ -141,23 +155,46 @@ def _noisy(pixels: np.ndarray, iso: int, seed: int) -> np.ndarray:
     return pixels + noise * np.sqrt(shot * pixels + read)
 
 
+def _stage(image, stage: str, seed: int):
+    """One step of `degrade`."""
+    if stage == "clean16":
+        return np.floor(np.clip(image, 0, 1) * SIXTEEN_BIT + 0.5).astype(np.uint16)
+    if stage == "clean8":
+        return _codes(image)
+    if stage.startswith("iso"):
+        return _noisy(image, int(stage[len("iso"):]), seed)
+    for prefix, file_format in CODECS.items():
+        if stage.startswith(prefix):
+            decoded = _encoded(_codes(image), file_format, int(stage[len(prefix):]))
+            return decoded if file_format == "JPEG" else _codes(decoded)  # a JPEG keeps its file's tables
+    if stage.startswith("crop"):
+        pixels = int(stage[len("crop"):])
+        return np.ascontiguousarray(_codes(image)[pixels:, pixels:])
+    if stage == "png":  # the decoded pixels saved as a PNG and read back: the JPEG file's tables are gone
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(_codes(image)).save(buffer, "PNG")
+        buffer.seek(0)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+    raise ValueError(f"unknown degradation step {stage!r}")
+
+
 def degrade(pixels: np.ndarray, degradation: str, seed: int = 0):
     """
     The clean rendering `pixels` (H, W, 3) float32 degraded as `degradation` says (see the module
-    docstring): a uint8 / uint16 array or a PIL image decoded from a JPEG file (with its tables).
+    docstring: steps joined by "+", applied left to right): a uint8 / uint16 array, or a PIL image
+    decoded from a JPEG file (with its tables).
     """
-    if "+" in degradation:  # noise, then JPEG
-        noise, compression = degradation.split("+")
-        return _jpeg(degrade(pixels, noise, seed), int(compression[len("jpeg"):]))
-    if degradation == "clean16":
-        return np.floor(np.clip(pixels, 0, 1) * SIXTEEN_BIT + 0.5).astype(np.uint16)
-    if degradation == "clean8":
-        return _to_uint8(pixels)
-    if degradation.startswith("jpeg"):
-        return _jpeg(_to_uint8(pixels), int(degradation[len("jpeg"):]))
-    if degradation.startswith("iso"):
-        return _to_uint8(_noisy(pixels, int(degradation[len("iso"):]), seed))
-    raise ValueError(f"unknown degradation {degradation!r}")
+    image = pixels
+    for stage in degradation.split("+"):
+        image = _stage(image, stage, seed)
+    return _codes(image) if isinstance(image, np.ndarray) and image.dtype == np.float32 else image
+
+
+def cropped_pixels(degradation: str) -> int:
+    """The rows and columns that `degradation` cuts from the top and left (its `cropN` steps)."""
+    return sum(int(stage[len("crop"):]) for stage in degradation.split("+") if stage.startswith("crop"))
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, smallest_reference_image
 from PIL import Image
 
-from cliplit.engine import denoise
+from cliplit.engine import denoise, noise_level
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.settings import check_denoise
 from cliplit.errors import SettingsError
@@ -124,8 +124,8 @@ def test_deblocked_luma_stays_consistent_with_the_file(clean_scene):
     assert np.abs(deblocked - luma).max() > 2 * ONE_LEVEL  # it changed something ...
     height, width = (side // 8 * 8 for side in luma.shape)
     dct, table = denoise.dct_matrix(), decoded.jpeg.luma_table
-    before = dct @ denoise._blocks(luma[:height, :width] * 255 - 128) @ dct.T
-    after = dct @ denoise._blocks(deblocked[:height, :width] * 255 - 128) @ dct.T
+    before = dct @ denoise.block_view(luma[:height, :width] * 255 - 128) @ dct.T
+    after = dct @ denoise.block_view(deblocked[:height, :width] * 255 - 128) @ dct.T
     assert (np.abs(after - np.round(before / table) * table) <= table / 2 + 1e-2).all()  # ... within the set
 
 
@@ -141,9 +141,9 @@ def test_nothing_changes_where_the_gain_is_at_most_one(clean_scene):
 
 def test_noise_estimate_follows_the_noise_level(clean_scene):
     gain = np.full(clean_scene.shape[:2], 3.0, np.float32)
-    levels = [denoise.estimate_noise(decode_image(quality.degrade(clean_scene, d)).pixels, gain) * 255
+    levels = [noise_level.estimate_noise(decode_image(quality.degrade(clean_scene, d)).pixels, gain) * 255
               for d in ("clean16", "iso400", "iso1600", "iso3200")]
-    assert levels[0] < denoise.AUTO_NOISE_FLOOR < levels[1] < levels[2] < levels[3]
+    assert levels[0] < noise_level.AUTO_NOISE_FLOOR < levels[1] < levels[2] < levels[3]
 
 
 @pytest.mark.parametrize("degradation", ["jpeg75", "iso1600", "iso800+jpeg90"])
