@@ -38,8 +38,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from cliplit.engine.denoise_report import container_of, denoise_note
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import resolve_device
+from cliplit.engine.settings import DENOISE_AUTO
 from cliplit.errors import CLIPLITError, ImageReadError, display_name
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
@@ -57,6 +59,9 @@ DOWNLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # labe
 DEFAULT_DOWNLOAD = "PNG"
 DEFAULT_MAX_FILE_MB = 50
 BYTES_PER_MB = 1 << 20
+# The Photo tab's "Clean the shadows" box: ticked (`--denoise auto`), measured in docs/denoise.md; the
+# `enhance` API, like the CLI and the Python API, gives the published pixels unless asked
+CLEAN_SHADOWS_BY_DEFAULT = True
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
 QUEUE_MAX_SIZE = 32
 DISPLAY_MAX_SIDE = 1600  # the before/after view and the illumination map are shown at most this large
@@ -205,7 +210,8 @@ class DemoEnhancer:
         notes: list[str] = []
         video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
                               max_seconds=self.max_video_seconds, limit_options=(None, None))
-        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append)
+        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append,
+                                    on_denoise=notes.append)
         return frames, notes
 
     def enhance_video_file(self, path: str, strength: float | None, denoise: bool = False, fast: bool = False,
@@ -213,7 +219,7 @@ class DemoEnhancer:
         """
         Enhance an uploaded video (`cliplit enhance clip.mp4`'s rules, within the app's limits) into a new
         file of the same container. `on_start(estimated_frames)` and `on_frame()` report progress.
-        Returns (output path, frames written, notes on streams left out).
+        Returns (output path, frames written, notes: streams left out, what "Clean the shadows" did).
         """
         source = Path(path)
         self._check_upload(source, "video")
@@ -297,6 +303,9 @@ def build_demo(
             f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
             f"{enhancer.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
         )
+        note = denoise_note(Path(path).name, DENOISE_AUTO, enhanced.denoised, container_of(path))
+        if note is not None:  # what "Clean the shadows" found and did, as the CLI's note says it
+            status += f"  \nNote: {note}"
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 
@@ -372,8 +381,9 @@ def build_demo(
                         )
                         download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
                                                    elem_id="download-format")
-                        denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
-                                              elem_id="denoise")
+                        denoise = gr.Checkbox(value=CLEAN_SHADOWS_BY_DEFAULT, elem_id="denoise",
+                                              label="Clean the shadows (noise and compression blocks the brightening amplifies; "
+                                                    "on by default here, off in the API and the CLI)")
                         enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
                         status = gr.Markdown(elem_id="status")
                     with gr.Column():
@@ -404,10 +414,12 @@ def build_demo(
                         video_out = gr.Video(label="Enhanced video", interactive=False, elem_id="output-video")
                         video_status = gr.Markdown(elem_id="video-status")
 
-        # The public API: image in, enhanced full-resolution PNG out, strength optional.
+        # The public API: image in, enhanced full-resolution PNG out, strength optional, the published pixels
+        # unless `denoise` is given (its own input: the page's box is ticked by default, the API's is not).
         api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
         api_button = gr.Button(visible=False)
-        api_button.click(enhance_api, [image_in, strength, denoise], api_output, api_name="enhance")
+        api_denoise = gr.Checkbox(value=False, visible=False)
+        api_button.click(enhance_api, [image_in, strength, api_denoise], api_output, api_name="enhance")
 
         page_outputs = [slider, illumination_view, download, status]
         enhance_button.click(enhance_page, [image_in, strength, download_format, file_in, denoise], page_outputs,

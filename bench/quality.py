@@ -63,7 +63,16 @@ GLOW_TINT = (1.0, 0.92, 0.78)  # warm low sun
 HAZE = 0.02  # veiling glare over the whole frame
 CROP_SIDE = 128  # pixels of each crop, shown at CROP_ZOOM x
 CROP_ZOOM = 2
-CROP_CASES = ("jpeg75", "iso1600")
+CROP_CASES = ("jpeg75", "iso1600", "iso800+jpeg75+png", "iso800+webp75")
+FIXED_LEVELS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the fixed `--denoise S` levels `auto` is compared with
+# The video case (`--video`): a noisy backlit clip through x264
+VIDEO_CRFS = (18, 23, 28)
+VIDEO_FRAMES = 16
+VIDEO_SIZE = (192, 256)  # frame height, width
+VIDEO_SCENES = ("astronaut", "coffee")  # two shots, panned, with a cut between them
+VIDEO_ISO = 800
+VIDEO_FPS = 24
+STABILITY_SCALE = 1e4  # warping errors are printed x 1e4 (as bench/video_stability.py)
 CROP_JPEG_QUALITY = 88
 
 
@@ -370,6 +379,217 @@ def compare_candidates(engine, scenes, degradations, width) -> None:
         print(f"{method_name:<28}{cells}{np.mean(cost[method_name]):>16.1%}")
 
 
+def divided(pixels: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
+    """The enhancement of `pixels` (H, W, 3) by its map `illumination` (H, W), as the engine divides."""
+    import torch
+
+    from cliplit.model.network import apply_illumination
+
+    values = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+    return apply_illumination(values, torch.from_numpy(illumination)[None, None], strength)[0].permute(1, 2, 0).numpy()
+
+
+def network_map(engine, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the engine's illumination map (H, W) of `pixels` (H, W, 3), CPU seconds it took)."""
+    import torch
+
+    start = time.process_time()
+    illumination = engine.illumination(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0))[0, 0].numpy()
+    return illumination, time.process_time() - start
+
+
+def settings_outputs(decoded, illumination: np.ndarray, strength: float, tile: int | None = None) -> tuple[dict, object, float]:
+    """
+    The enhancement of `decoded` (a `DecodedImage`) on its map `illumination` with each setting: "off",
+    "auto" and each of FIXED_LEVELS (as `--denoise S`), as `Enhancer` applies them (`denoised_input`,
+    then the division). Returns ({setting name: (H, W, 3)}, auto's plan (None: unchanged), auto's CPU seconds).
+    """
+    from cliplit.engine.denoise import denoised_input, known_compression, resolve_plan
+
+    start = time.process_time()
+    cleaned, plan = denoised_input(decoded.pixels, illumination, strength, "auto", decoded.jpeg, tile)
+    cost = time.process_time() - start
+    outputs = {"off": divided(decoded.pixels, illumination, strength), "auto": divided(cleaned, illumination, strength)}
+    gain = np.power(illumination, -float(strength), dtype=np.float32)
+    compression = (plan.jpeg, plan.history) if plan is not None else known_compression(decoded.pixels, decoded.jpeg)
+    for level in FIXED_LEVELS:
+        fixed = resolve_plan(level, decoded.pixels, gain, decoded.jpeg, compression)
+        cleaned, _ = denoised_input(decoded.pixels, illumination, strength, fixed or "off", decoded.jpeg, tile)
+        outputs[f"{level:g}"] = divided(cleaned, illumination, strength)
+    return outputs, plan, cost
+
+
+def plan_label(plan) -> str:
+    """A short name of what `auto` did: '-' (nothing), the level, a JPEG history's quality, the codec floor."""
+    if plan is None:
+        return "-"
+    label = f"{plan.sigma * EIGHT_BIT:.2f}"
+    if plan.history is not None:
+        label += f" hist q{plan.history.quality}"
+    elif plan.jpeg is not None:
+        label += " file"
+    if plan.level is not None and plan.level.codec:
+        label += " codec"
+    return label
+
+
+def measure_photos(engine, args) -> None:
+    """The table of docs/denoise.md: each degradation, off / auto / the best fixed level, whole image and shadows."""
+    from cliplit.imaging.codec import decode_image
+
+    shadow, whole, ssims, labels, costs, identical, crops = {}, {}, {}, {}, [], {}, {}
+    for name in args.scenes:
+        clean = backlit_scene(name, args.width)
+        references = {}
+        for degradation in args.degradations:
+            crop = cropped_pixels(degradation)
+            if crop not in references:  # the truth of a crop is the crop of the truth, enhanced
+                truth = np.ascontiguousarray(clean[crop:, crop:])
+                truth_map, _ = network_map(engine, truth)
+                references[crop] = (divided(truth, truth_map, engine.strength), truth_map ** -engine.strength > SHADOW_GAIN)
+            reference, shadows = references[crop]
+            decoded = decode_image(degrade(clean, degradation, seed=len(name)))
+            illumination, network_seconds = network_map(engine, decoded.pixels)
+            outputs, plan, cost = settings_outputs(decoded, illumination, engine.strength, engine.tile_size)
+            if plan is not None:
+                costs.append(cost / network_seconds)
+            labels.setdefault(degradation, []).append(plan_label(plan))
+            identical.setdefault(degradation, []).append(np.array_equal(outputs["auto"], outputs["off"]))
+            for setting, output in outputs.items():
+                shadow.setdefault(degradation, {}).setdefault(setting, []).append(psnr(output, reference, shadows))
+                whole.setdefault(degradation, {}).setdefault(setting, []).append(psnr(output, reference))
+            for setting in ("off", "auto"):
+                ssims.setdefault(degradation, {}).setdefault(setting, []).append(score(outputs[setting], reference, shadows).ssim_shadows)
+            if name == args.scenes[0] and degradation in CROP_CASES:
+                gain = illumination ** -engine.strength
+                side = min(CROP_SIDE, *gain.shape)
+                top, left = darkest_box(gain, side)
+                box = (slice(top, top + side), slice(left, left + side))
+                crops[degradation] = [reference[box], outputs["off"][box], outputs["auto"][box]]
+    print(f"scenes: {', '.join(args.scenes)} at {args.width} px wide, {args.mode} mode; shadows: gain > {SHADOW_GAIN:g}; "
+          f"PSNR (dB) against the enhancement of the clean rendering, mean over the scenes; best: the fixed --denoise S "
+          f"(of {', '.join(f'{level:g}' for level in FIXED_LEVELS)}) of the best mean shadow PSNR; "
+          "LPIPS: not computed (its network weights are not available offline)")
+    print(f"{'degradation':<20} {'whole off':>9} {'auto':>6} {'best':>6} | {'shadows off':>11} {'auto':>6} {'gain':>6} "
+          f"{'best':>6} {'gain':>6} {'S':>4} | {'SSIM sh. off':>12} {'auto':>6} | {'min gain':>8} | {'auto = off':>10} | auto's level per scene")
+    for degradation in args.degradations:
+        mean_shadow = {setting: float(np.mean(values)) for setting, values in shadow[degradation].items()}
+        mean_whole = {setting: float(np.mean(values)) for setting, values in whole[degradation].items()}
+        best = max((f"{level:g}" for level in FIXED_LEVELS), key=mean_shadow.get)
+        off, auto = mean_shadow["off"], mean_shadow["auto"]
+        smallest = min(a - o for a, o in zip(shadow[degradation]["auto"], shadow[degradation]["off"]))
+        ssim_off, ssim_auto = (float(np.mean(ssims[degradation][k])) for k in ("off", "auto"))
+        print(f"{degradation:<20} {mean_whole['off']:>9.2f} {mean_whole['auto']:>6.2f} {mean_whole[best]:>6.2f} | "
+              f"{off:>11.2f} {auto:>6.2f} {auto - off:>+6.2f} {mean_shadow[best]:>6.2f} {mean_shadow[best] - off:>+6.2f} {best:>4} | "
+              f"{ssim_off:>12.4f} {ssim_auto:>6.4f} | {smallest:>+8.2f} | {sum(identical[degradation]):>4} of {len(identical[degradation]):<3} | "
+              f"{', '.join(labels[degradation])}")
+    if costs:
+        print(f"auto's denoising CPU time: {np.mean(costs):.1%} of {args.mode} mode's network on average (max {max(costs):.1%}; "
+              f"{len(costs)} images it changed; CPU time, time.process_time)")
+    if args.crops is not None and crops:
+        write_crops(args.crops, [(k, crops[k]) for k in CROP_CASES if k in crops])
+
+
+def video_clip(frames: int, height: int, width: int) -> list[np.ndarray]:
+    """
+    The clean backlit clip, (height, width, 3) float32 frames: a pan (`cliplit.video.scenes`) over the
+    backlit rendering of each of VIDEO_SCENES, half the frames each (one cut between them).
+    """
+    from cliplit.video.scenes import PAN_PIXELS_PER_FRAME, make_scene
+
+    clip = []
+    for index, name in enumerate(VIDEO_SCENES):
+        count = frames // len(VIDEO_SCENES) if index < len(VIDEO_SCENES) - 1 else frames - len(clip)
+        scene_width = width + count * PAN_PIXELS_PER_FRAME
+        photo = backlit_scene(name, scene_width)
+        while photo.shape[0] < height:  # a landscape photo: wider until it is tall enough
+            scene_width += height - photo.shape[0]
+            photo = backlit_scene(name, scene_width)
+        clip += make_scene("pan", photo, count, height, width)
+    return clip
+
+
+def h264(frames: list[np.ndarray], crf: int) -> list:
+    """8-bit RGB `frames` encoded with x264 (4:2:0, CRF `crf`, the `fast` preset as `cliplit enhance` writes) and
+    decoded again as the video pipeline decodes them (`DecodedImage`s)."""
+    import tempfile
+
+    import av
+
+    from cliplit.video.transcode import frame_to_image
+
+    height, width = frames[0].shape[:2]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"crf": str(crf), "preset": "fast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        with av.open(str(path)) as container:
+            return [frame_to_image(frame) for frame in container.decode(video=0)]
+
+
+def measure_video(engine, auto_engine, args) -> None:
+    """The video case of docs/denoise.md: a noisy backlit clip through H.264 at each --crf, enhanced with
+    off, auto (one level per scene, as `cliplit enhance clip.mp4` does), auto measured on every frame and each
+    fixed level; warping error and shadow PSNR against the enhancement of the clean clip. `engine`, `auto_engine`:
+    `Enhancer`s with the same settings, denoise off and auto."""
+    from cliplit.video.scene_denoise import SceneDenoiser
+    from cliplit.video.stability import motion, warping_error
+
+    height, width = VIDEO_SIZE
+    clean = video_clip(args.frames, height, width)
+    shot = args.frames // len(VIDEO_SCENES)
+    shots = [slice(index * shot, (index + 1) * shot if index < len(VIDEO_SCENES) - 1 else args.frames)
+             for index in range(len(VIDEO_SCENES))]  # as `video_clip` makes them
+    motions = [motion(clean[frames]) for frames in shots]
+
+    def warping(frames: list[np.ndarray]) -> float:  # within each shot (not across the cut), x STABILITY_SCALE
+        errors = [warping_error(frames[frames_of], pairs=pairs) for frames_of, pairs in zip(shots, motions)]
+        return float(np.mean(errors)) * STABILITY_SCALE
+    references, shadows = [], []
+    for frame in clean:
+        illumination, _ = network_map(engine, frame)
+        references.append(divided(frame, illumination, engine.strength))
+        shadows.append(illumination ** -engine.strength > SHADOW_GAIN)
+    noisy = [_codes(_noisy(frame, VIDEO_ISO, seed)) for seed, frame in enumerate(clean)]
+    print(f"video: {args.frames} frames of {width} x {height} (two pans, one cut), ISO {VIDEO_ISO}-like noise, x264 4:2:0 "
+          f"'fast'; {engine.mode} mode; warping error x 1e4 along the clean clip's motion; shadow PSNR (dB, gain > "
+          f"{SHADOW_GAIN:g}) against the enhancement of the clean clip, mean over frames")
+    print(f"enhancement of the clean clip: warping error {warping(references):.2f}")
+    print(f"{'CRF':>4} {'setting':<18} {'warping':>8} {'shadow PSNR':>11} {'gain':>6} | auto's levels per scene")
+    crops = None
+    for crf in args.crf:
+        decoded = h264(noisy, crf)
+        maps = [network_map(engine, image.pixels)[0] for image in decoded]
+        outputs: dict[str, list[np.ndarray]] = {}
+        for image, illumination in zip(decoded, maps):
+            for setting, output in settings_outputs(image, illumination, engine.strength, engine.tile_size)[0].items():
+                outputs.setdefault("auto, every frame" if setting == "auto" else setting, []).append(output)
+        scenes = SceneDenoiser(auto_engine)
+        outputs["auto"] = [image.pixels for image in scenes(decoded)]
+        off = np.mean([psnr(o, r, m) for o, r, m in zip(outputs["off"], references, shadows)])
+        best = max((f"{level:g}" for level in FIXED_LEVELS),
+                   key=lambda s: np.mean([psnr(o, r, m) for o, r, m in zip(outputs[s], references, shadows)]))
+        levels = ", ".join(plan_label(plan) for _, plan in scenes.scenes)
+        for setting in ("off", "auto", "auto, every frame", best):
+            shadow = np.mean([psnr(o, r, m) for o, r, m in zip(outputs[setting], references, shadows)])
+            name = f"best fixed {setting}" if setting == best else setting
+            print(f"{crf:>4} {name:<18} {warping(outputs[setting]):>8.2f} "
+                  f"{shadow:>11.2f} {shadow - off:>+6.2f} | {levels if setting == 'auto' else ''}")
+        if crops is None:
+            frame = len(clean) // (2 * len(VIDEO_SCENES))  # the middle of the first shot
+            gain = maps[frame] ** -engine.strength
+            side = min(CROP_SIDE, *gain.shape)
+            top, left = darkest_box(gain, side)
+            box = (slice(top, top + side), slice(left, left + side))
+            crops = [(f"H.264 CRF {crf}, frame {frame + 1}", [references[frame][box], outputs["off"][frame][box], outputs["auto"][frame][box]])]
+    if args.crops is not None and crops:
+        write_crops(args.crops, crops)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="authors' .pth checkpoint, model folder or published name")
@@ -382,6 +602,9 @@ def main(argv=None) -> int:
     parser.add_argument("--candidates", action="store_true", help="compare the candidate methods instead (module docstring)")
     parser.add_argument("--cost", nargs="+", type=Path, metavar="PHOTO", default=None,
                         help="measure the denoising's CPU time on these photos instead (module docstring)")
+    parser.add_argument("--video", action="store_true", help="measure the video case instead (module docstring)")
+    parser.add_argument("--crf", type=int, nargs="+", default=list(VIDEO_CRFS), help="x264 CRFs of the video case")
+    parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="frames of the video case")
     args = parser.parse_args(argv)
 
     import torch
@@ -398,46 +621,11 @@ def main(argv=None) -> int:
     if args.cost:
         photo_costs(Enhancer(network, mode=args.mode), args.cost)
         return 0
-    engines = {setting: Enhancer(network, mode=args.mode, denoise=setting) for setting in ("off", "auto")}
-    results: dict[str, dict[str, list[Scores]]] = {d: {"off": [], "auto": []} for d in args.degradations}
-    costs, crops = [], {}
-    for name in args.scenes:
-        clean = backlit_scene(name, args.width)
-        reference, _ = enhance_pixels(engines["off"], clean)
-        pixel_values = torch.from_numpy(clean).permute(2, 0, 1).unsqueeze(0)
-        gain = 1 / engines["off"].illumination(pixel_values)[0, 0].numpy() ** engines["off"].strength
-        shadows = gain > SHADOW_GAIN
-        for degradation in args.degradations:
-            degraded = degrade(clean, degradation, seed=len(name))
-            outputs = {}
-            for setting, engine in engines.items():
-                outputs[setting], _ = enhance_pixels(engine, degraded)
-                results[degradation][setting].append(score(outputs[setting], reference, shadows))
-            if degradation in ("jpeg75", "iso1600"):
-                costs.append(denoise_cost(engines["auto"], degraded))
-            if name == args.scenes[0] and degradation in CROP_CASES:
-                side = min(CROP_SIDE, *gain.shape)
-                top, left = darkest_box(gain, side)
-                box = (slice(top, top + side), slice(left, left + side))
-                crops[degradation] = [reference[box], outputs["off"][box], outputs["auto"][box]]
-    print(f"scenes: {', '.join(args.scenes)} at {args.width} px wide; shadows: gain > {SHADOW_GAIN:g}; "
-          "LPIPS: not computed (its network weights are not available offline)")
-    header = (f"{'degradation':<12} {'PSNR off':>9} {'auto':>7} {'gain':>6} | {'shadows off':>11} {'auto':>7} {'gain':>6} | "
-              f"{'SSIM off':>8} {'auto':>7} | {'shadows off':>11} {'auto':>7} | {'min shadow gain':>15}")
-    print(header)
-    for degradation, by_setting in results.items():
-        off, auto = ({field: float(np.mean([getattr(s, field) for s in by_setting[k]])) for field in Scores.__dataclass_fields__}
-                     for k in ("off", "auto"))
-        print(f"{degradation:<12} {off['psnr']:>9.2f} {auto['psnr']:>7.2f} {auto['psnr'] - off['psnr']:>+6.2f} | "
-              f"{off['psnr_shadows']:>11.2f} {auto['psnr_shadows']:>7.2f} {auto['psnr_shadows'] - off['psnr_shadows']:>+6.2f} | "
-              f"{off['ssim']:>8.4f} {auto['ssim']:>7.4f} | {off['ssim_shadows']:>11.4f} {auto['ssim_shadows']:>7.4f} | "
-              f"{min(a.psnr_shadows - o.psnr_shadows for a, o in zip(by_setting['auto'], by_setting['off'])):>+15.2f}")
-    if costs:
-        ratios = [denoise / network for network, denoise in costs]
-        print(f"denoising CPU time: {np.mean(ratios):.1%} of {args.mode} mode's network on average (max {max(ratios):.1%}; "
-              f"{len(costs)} images, jpeg75 and iso1600 inputs)")
-    if args.crops is not None and crops:
-        write_crops(args.crops, [(k, crops[k]) for k in CROP_CASES if k in crops])
+    engine = Enhancer(network, mode=args.mode)
+    if args.video:
+        measure_video(engine, Enhancer(network, mode=args.mode, denoise="auto"), args)
+    else:
+        measure_photos(engine, args)
     return 0
 
 

@@ -123,20 +123,30 @@ def gain_weight(gain: np.ndarray) -> np.ndarray:
     return np.clip((gain - 1.0) / (FULL_GAIN - 1.0), 0.0, 1.0).astype(np.float32)
 
 
-def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None) -> DenoisePlan | None:
+def known_compression(pixels: np.ndarray, jpeg: JpegCompression | None) -> tuple[JpegCompression | None, JpegHistory | None]:
+    """
+    The JPEG compression to undo in `pixels` (H, W, 3): (`jpeg`, None) when the file's is known, else
+    the one recovered from the pixels, (compression, its `JpegHistory`), or (None, None).
+    """
+    if jpeg is not None:
+        return jpeg, None
+    from .jpeg_history import jpeg_history
+
+    history = jpeg_history(pixels)
+    return (history.compression, history) if history is not None else (None, None)
+
+
+def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None,
+                 compression: tuple[JpegCompression | None, JpegHistory | None] | None = None) -> DenoisePlan | None:
     """
     The plan for one image from the `denoise` setting (None or "off": nothing, "auto": sigma measured by
-    `cliplit.engine.noise_level.auto_level`, a number: sigma in 8-bit levels); None when there is nothing to do. `jpeg`: the
-    compression read from the image's JPEG file; without it, a JPEG history is looked for in the pixels.
+    `cliplit.engine.noise_level.auto_level`, a number: sigma in 8-bit levels); None when there is nothing
+    to do. `jpeg`: the compression read from the image's JPEG file; without it, a JPEG history is looked
+    for in the pixels (`compression`: `known_compression`'s answer, when already found).
     """
     if setting is None or setting == "off":
         return None
-    history = None
-    if jpeg is None:
-        from .jpeg_history import jpeg_history
-
-        history = jpeg_history(pixels)
-        jpeg = history.compression if history is not None else None
+    jpeg, history = compression if compression is not None else known_compression(pixels, jpeg)
     level = auto_level(pixels, gain, jpeg is not None) if setting == "auto" else None
     sigma = level.sigma if level is not None else float(setting) / LEVELS
     plan = DenoisePlan(sigma, jpeg, history, level)
@@ -359,20 +369,21 @@ def whole_image_limit_tile(height: int, width: int) -> int | None:
 
 
 def denoised_input(pixels: np.ndarray, illumination: np.ndarray, strength: float, setting,
-                   jpeg: JpegCompression | None = None, tile: int | None = None) -> np.ndarray:
+                   jpeg: JpegCompression | None = None, tile: int | None = None) -> tuple[np.ndarray, DenoisePlan | None]:
     """
-    The input to divide by the illumination: `pixels` (H, W, 3) float32 in [0, 1] cleaned in proportion
-    to the gain illumination ** -strength (`illumination` (H, W) float32 > 0, the network's map), or
-    `pixels` itself when `setting` (as `check_denoise` returns it) is "off" or there is nothing to clean.
+    The input to divide by the illumination and the plan that cleaned it: `pixels` (H, W, 3) float32 in
+    [0, 1] cleaned in proportion to the gain illumination ** -strength (`illumination` (H, W) float32 > 0,
+    the network's map), or (`pixels` itself, None) when `setting` (as `check_denoise` returns it, or a
+    `DenoisePlan` to apply as it is, such as a video scene's) is "off" or there is nothing to clean.
     `tile`: the denoising tile (None: one pass up to WHOLE_PIXELS pixels, else DENOISE_TILE).
     """
-    if setting == "off" or strength == 0:
-        return pixels
+    if setting == "off" or setting is None or strength == 0:
+        return pixels, None
     gain = np.power(illumination, -float(strength), dtype=np.float32)
-    plan = resolve_plan(setting, pixels, gain, jpeg)
+    plan = setting if isinstance(setting, DenoisePlan) else resolve_plan(setting, pixels, gain, jpeg)
     if plan is None:
-        return pixels
-    return apply_plan(pixels, gain, plan, tile)
+        return pixels, None
+    return apply_plan(pixels, gain, plan, tile), plan
 
 
 def apply_plan(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan, tile: int | None = None) -> np.ndarray:
@@ -392,4 +403,4 @@ def apply_plan(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan, tile: in
 
 
 __all__ = ["DenoisePlan", "apply_plan", "denoised_input", "FULL_GAIN", "deblock_luma", "denoise_region", "denoise_tiled",
-           "gain_weight", "resolve_plan"]
+           "gain_weight", "known_compression", "resolve_plan"]

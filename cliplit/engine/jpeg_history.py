@@ -39,7 +39,8 @@ from .denoise import LEVEL_SHIFT, LEVELS, block_view, dct_matrix, decoded_chroma
 
 MCU = JPEG_BLOCK * CHROMA_SUBSAMPLING  # 4:2:0 blocks cover 16x16 pixels
 ZERO = 0.5  # a coefficient that rounds to zero (grid search)
-GRID_MAX_SIDE = 1024  # the grid is searched in a central window of at most this side
+GRID_MAX_SIDE = 512  # the grid is searched in a central window of at most this side ...
+ANALYSIS_MAX_SIDE = 2048  # ... and the steps measured in one of at most this side
 # Coefficients from this magnitude on (levels) show the lattice; smaller ones may be zeros: the decoder
 # rounds each pixel, which in a smooth ramp makes a staircase with high-frequency coefficients up to ~2.4
 NONZERO = 2.5
@@ -49,7 +50,9 @@ CHROMA_ROUNDING = 1.5  # the same on the chroma brought back to half resolution 
 OFF_LATTICE = 0.05  # share of coefficients the lattice model lets lie anywhere (clipped pixels, rounding staircases)
 MIN_EVIDENCE = 20.0  # log-likelihood ratio (nats) from which a step counts as measured
 MAX_STEP = 255  # baseline JPEG's largest step
-MIN_STEPS = 6  # a history: at least this many measured luma steps, all libjpeg's at one quality
+MIN_STEPS = 6  # a history: at least this many measured luma steps ...
+EVIDENCE_DECIMALS = 3  # evidences equal to this many decimals tie (the same sums, added in another order)
+MIN_AGREEMENT = 0.8  # ... of which this share at least are those of libjpeg's table at one quality
 OPENCV_CHROMA_OFFSET = LEVEL_SHIFT - LEVELS / 2  # OpenCV centres float chroma on 0.5 (127.5 levels), JPEG on 128
 QUALITIES = range(1, 101)  # libjpeg's quality scale
 
@@ -90,7 +93,7 @@ def usable_blocks(clipped: np.ndarray, plane: np.ndarray, side: int = JPEG_BLOCK
     rows, cols = plane.shape[0] // side, plane.shape[1] // side
     blocks = plane.reshape(rows, side, cols, side)
     flat = blocks.max(axis=(1, 3)) == blocks.min(axis=(1, 3))
-    return ~clipped.reshape(rows, side, cols, side).any(axis=(1, 3)) & ~flat
+    return (clipped.view(np.uint8).reshape(rows, side, cols, side).max(axis=(1, 3)) == 0) & ~flat
 
 
 def block_coefficients(plane: np.ndarray, clipped: np.ndarray, origin: tuple[int, int], dct: np.ndarray) -> np.ndarray:
@@ -106,11 +109,16 @@ def block_coefficients(plane: np.ndarray, clipped: np.ndarray, origin: tuple[int
     return coefficients[usable].reshape(-1, JPEG_BLOCK * JPEG_BLOCK)
 
 
+def central_window(height: int, width: int, side: int) -> tuple[slice, slice]:
+    """The central window of at most `side` x `side` pixels of an image, starting on the 16x16 grid (grids keep their origin)."""
+    top, left = (max(0, (length - side) // 2) // MCU * MCU for length in (height, width))
+    return slice(top, top + side), slice(left, left + side)
+
+
 def find_grid(luma: np.ndarray, clipped: np.ndarray, dct: np.ndarray) -> tuple[int, int]:
-    """The origin (row, column), each in 0-7, of the 8x8 grid whose blocks of `luma` (H, W, levels) hold the most DCT zeros."""
-    height, width = luma.shape
-    top, left = max(0, (height - GRID_MAX_SIDE) // 2), max(0, (width - GRID_MAX_SIDE) // 2)
-    window = (slice(top, top + GRID_MAX_SIDE + JPEG_BLOCK), slice(left, left + GRID_MAX_SIDE + JPEG_BLOCK))
+    """The origin (row, column), each in 0-7, of the 8x8 grid whose blocks of `luma` (H, W, levels) hold the most
+    DCT zeros, in its central GRID_MAX_SIDE window."""
+    window = central_window(*luma.shape, GRID_MAX_SIDE + JPEG_BLOCK)
     luma, clipped = luma[window], clipped[window]
     zeros = np.zeros((JPEG_BLOCK, JPEG_BLOCK))
     for row in range(JPEG_BLOCK):
@@ -118,8 +126,7 @@ def find_grid(luma: np.ndarray, clipped: np.ndarray, dct: np.ndarray) -> tuple[i
             coefficients = block_coefficients(luma, clipped, (row, col), dct)
             zeros[row, col] = (np.abs(coefficients[:, 1:]) < ZERO).mean() if coefficients.size else 0.0
     row, col = np.unravel_index(np.argmax(zeros), zeros.shape)
-    grid_row, grid_col = (row - top) % JPEG_BLOCK, (col - left) % JPEG_BLOCK
-    return int(grid_row), int(grid_col)
+    return int(row), int(col)
 
 
 def evidence_by_step(values: np.ndarray, rounding: float = ROUNDING) -> np.ndarray:
@@ -169,19 +176,22 @@ def table_evidence(evidence: np.ndarray, table: np.ndarray, frequencies: slice =
     return float(evidence[np.arange(len(steps)), steps][frequencies].sum())
 
 
-def matching_quality(evidence: np.ndarray, steps: np.ndarray, tables: np.ndarray) -> int | None:
+def matching_quality(evidence: np.ndarray, steps: np.ndarray, tables: np.ndarray) -> tuple[int, bool] | None:
     """
-    The libjpeg quality whose luma table (of `tables`, `libjpeg_tables()`) has every measured step of
-    `steps` (8, 8; NaN: not measured) and, among those, the largest `table_evidence`; None when none
-    has them all (other tables) or fewer than MIN_STEPS steps are measured.
+    The libjpeg luma table (of `tables`, `libjpeg_tables()`), as it is or transposed (a photo turned by
+    90 degrees after decoding), of the largest `table_evidence`: (quality, transposed), or None when it
+    does not have at least MIN_AGREEMENT of the measured steps of `steps` (8, 8; NaN: not measured), or
+    fewer than MIN_STEPS are measured. (A few measured steps may miss: blocks of one repeated texture
+    share one rounding staircase, which can move all their coefficients by a level.)
     """
     known = ~np.isnan(steps)
     if known.sum() < MIN_STEPS:
         return None
-    matching = [q for q in QUALITIES if np.array_equal(tables[q, 0][known], steps[known])]
-    if not matching:
-        return None
-    return max(reversed(matching), key=lambda q: table_evidence(evidence, tables[q, 0]))  # ties: the highest
+    candidates = [(quality, turned) for quality in reversed(QUALITIES) for turned in (False, True)]  # ties: the highest quality
+    oriented = {(quality, turned): tables[quality, 0].T if turned else tables[quality, 0] for quality, turned in candidates}
+    best = max(candidates, key=lambda candidate: round(table_evidence(evidence, oriented[candidate]), EVIDENCE_DECIMALS))
+    agreeing = int(np.sum(oriented[best][known] == steps[known]))
+    return best if agreeing >= max(MIN_STEPS, MIN_AGREEMENT * known.sum()) else None
 
 
 def chroma_evidence(ycc: np.ndarray, clipped: np.ndarray, origin: tuple[int, int], table: np.ndarray, dct: np.ndarray) -> float:
@@ -224,6 +234,7 @@ def jpeg_history(pixels: np.ndarray) -> JpegHistory | None:
     if min(pixels.shape[:2]) < 2 * MCU:
         return None
     dct = dct_matrix()
+    pixels = pixels[central_window(*pixels.shape[:2], ANALYSIS_MAX_SIDE)]  # 16k-65k blocks: plenty for every step
     ycc = luma_and_chroma(pixels)
     clipped = ((pixels <= 0) | (pixels >= 1)).any(axis=2) | (ycc[:, :, 0] <= 0) | (ycc[:, :, 0] >= LEVELS)
     luma = ycc[:, :, 0]
@@ -234,10 +245,11 @@ def jpeg_history(pixels: np.ndarray) -> JpegHistory | None:
     evidence = np.stack([evidence_by_step(coefficients[:, k]) for k in range(coefficients.shape[1])])
     steps = measured_steps(evidence)
     tables = libjpeg_tables()
-    quality = matching_quality(evidence, steps, tables)
-    if quality is None:
+    match = matching_quality(evidence, steps, tables)
+    if match is None:
         return None
-    luma_table, chroma_table = tables[quality]
+    quality, turned = match
+    luma_table, chroma_table = (table.T if turned else table for table in tables[quality])
     origin = chroma_origin(ycc, clipped, grid, chroma_table, dct)
     measured = int(np.sum(~np.isnan(steps)))
     if origin is None:

@@ -13,9 +13,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..engine.settings import DENOISE_AUTO
 from ..errors import SettingsError, display_name
 from ..imaging.codec import DecodedImage
 from .reading import VideoLimits
+from .scene_denoise import SceneDenoiser
 from .settings import DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH, TEMPORAL_MODES
 from .temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_SMOOTHING_WEIGHT, ContextSmoother, stabilized
 from .transcode import VideoOptions, enhance_video
@@ -57,25 +59,32 @@ class VideoEnhancer:
                                     limits=VideoLimits(max_megapixels, max_seconds, *limit_options), batch_size=int(batch_size))
 
     def frame_enhancer(self) -> Callable[[list[DecodedImage]], list[DecodedImage]]:
-        """A function enhancing one video's frames in order, a list at a time (temporal state of its own: one per video)."""
+        """A function enhancing one video's frames in order, a list at a time (temporal state of its own: one per video;
+        with `denoise="auto"`, a `SceneDenoiser`: one denoising level per scene)."""
         engine = self.enhancer
         if self.temporal == "on":
             engine = stabilized(engine, ContextSmoother(self.smoothing_weight, self.cut_threshold))
+        if engine.denoise == DENOISE_AUTO:
+            return SceneDenoiser(engine, self.strength)
         return lambda images: engine.enhance_frames(images, self.strength)
 
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
                      on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None,
-                     on_note: Callable[[str], None] | None = None) -> int:
+                     on_note: Callable[[str], None] | None = None, on_denoise: Callable[[str], None] | None = None) -> int:
         """Enhance the video `source` into `target` (same container kind: give it the same extension);
         returns the number of frames. Refuses to replace `source`, and an existing `target` unless `overwrite`.
-        `on_start(estimated_frames)`, `on_frame()` and `on_note(text)` (a stream left out) report progress."""
+        `on_start(estimated_frames)`, `on_frame()` and `on_note(text)` (a stream left out) report progress;
+        `on_denoise(text)` gets what `denoise="auto"` did in each scene, once the video is written (nothing if it changed nothing)."""
         source, target = Path(source), Path(target)
         if target.exists() and source.exists() and os.path.samefile(source, target):
             raise SettingsError(f"{display_name(target)}: is the input; choose another output")
         if target.exists() and not overwrite:
             raise SettingsError(f"{display_name(target)}: exists (pass overwrite=True to replace it)")
-        return enhance_video(source, target, self.frame_enhancer(), self.options, on_start=on_start, on_frame=on_frame,
-                            on_note=on_note)
+        frames = self.frame_enhancer()
+        written = enhance_video(source, target, frames, self.options, on_start=on_start, on_frame=on_frame, on_note=on_note)
+        if on_denoise is not None and isinstance(frames, SceneDenoiser) and (note := frames.summary(display_name(source))):
+            on_denoise(note)
+        return written
 
 
 __all__ = ["VideoEnhancer"]

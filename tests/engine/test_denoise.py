@@ -133,7 +133,8 @@ def test_nothing_changes_where_the_gain_is_at_most_one(clean_scene):
     noisy = decode_image(quality.degrade(clean_scene, "iso1600")).pixels
     illumination = np.where(np.arange(noisy.shape[1]) < noisy.shape[1] // 2, 0.2, 1.0).astype(np.float32)
     illumination = np.broadcast_to(illumination, noisy.shape[:2]).copy()
-    cleaned = denoise.denoised_input(noisy, illumination, 1.0, "auto")
+    cleaned, plan = denoise.denoised_input(noisy, illumination, 1.0, "auto")
+    assert plan is not None and plan.level.measured > 1
     bright = illumination >= 1
     assert np.array_equal(cleaned[bright], noisy[bright])
     assert np.abs(cleaned[~bright] - noisy[~bright]).mean() > ONE_LEVEL
