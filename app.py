@@ -258,6 +258,12 @@ def resize_for_display(pixels: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.LANCZOS, reducing_gap=3.0))
 
 
+def denoise_status(path: str | os.PathLike, enhanced: DecodedImage) -> str:
+    """The status line on what "Clean the shadows" found and did to the upload `path` (the CLI's `note:` text), or ""."""
+    note = denoise_note(Path(path).name, DENOISE_AUTO, enhanced.denoised, container_of(path))
+    return f"  \nNote: {note}" if note is not None else ""
+
+
 def _to_display(pixels: np.ndarray) -> np.ndarray:
     return resize_for_display(pixels, DISPLAY_MAX_SIDE)
 
@@ -303,9 +309,7 @@ def build_demo(
             f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
             f"{enhancer.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
         )
-        note = denoise_note(Path(path).name, DENOISE_AUTO, enhanced.denoised, container_of(path))
-        if note is not None:  # what "Clean the shadows" found and did, as the CLI's note says it
-            status += f"  \nNote: {note}"
+        status += denoise_status(path, enhanced)
         slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
         return slider, _to_display(illumination), str(target), status
 

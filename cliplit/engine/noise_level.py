@@ -12,8 +12,8 @@ Two things make the enhanced shadows grainy or blotchy, and `auto` measures both
   codecs hold the chroma at half resolution (4:2:0) and predict and filter their blocks, so their
   quantization leaves no lattice in the pixels (`cliplit.engine.jpeg_history` finds none), but their
   chroma keeps the mark of its upsampling: the two pixels of each pair that shared one chroma sample
-  differ much less than neighbouring pixels of different pairs (`pair_contrast`: 0.0-0.55 on decoded
-  4:2:0 images, 0.99-1.0 on 4:4:4 ones, whatever the content). Such an image is cleaned at `CODEC_LEVEL`
+  differ less than neighbouring pixels of different pairs (`pair_contrast`: 0.0-0.67 on the decoded
+  4:2:0 images of the benchmark, 128-512 px wide, 0.91-1.0 on 4:4:4 ones). Such an image is cleaned at `CODEC_LEVEL`
   levels at least: the luma-guided chroma filter puts the blotchy chroma back on the luma's edges,
   and the luma filter takes the codec's ringing and mosquito noise.
 
@@ -37,9 +37,9 @@ NOISE_KERNEL_GAIN = 6.0
 QUARTILE_TO_STD = 0.3186  # the 25th percentile of |N(0, 1)|
 MIN_SHADOW_PIXELS = 64  # fewer shadow pixels than this: nothing to clean, sigma = 0
 AUTO_NOISE_FLOOR = 0.5  # levels: a measured noise below this is none
-# 4:2:0 chroma: its pair contrast is 0.0-0.55 (libjpeg's, libwebp's and libavif's smooth upsampling; 0 for
-# the pixel repetition of libheif and of FFmpeg's fast path), a 4:4:4 image's 0.99-1.0 (docs/denoise.md)
-MAX_SUBSAMPLED_PAIR_CONTRAST = 0.6
+# 4:2:0 chroma: its pair contrast is 0.0-0.67 (libjpeg's, libwebp's and libavif's smooth upsampling, higher on
+# small detailed images; ~0 for the pixel repetition of libheif), a 4:4:4 image's 0.91-1.0 (docs/denoise.md)
+MAX_SUBSAMPLED_PAIR_CONTRAST = 0.7
 MIN_PAIR_STEP = 0.01  # levels: a chroma plane whose neighbours differ less than this has no colour to tell from
 CODEC_LEVEL = 0.5  # levels: the least level of an image whose chroma a codec subsampled (docs/denoise.md)
 
