@@ -1,29 +1,48 @@
-"""Quality of `--denoise`: enhance degraded backlit photos with `--denoise off` and `auto`, against the truth.
+"""Quality of `--denoise`: enhance degraded backlit photos and a compressed clip with `--denoise off`, `auto` and
+fixed levels, against the truth.
 
 Usage (from the repository root):
 
     python bench/quality.py --model ../shared/reference/clip-lit/enhancement_model.pth \
         [--width 512] [--scenes astronaut chelsea coffee synthetic] [--degradations jpeg75 iso1600 ...] \
         [--crops docs/images/denoise_crops.jpg]
+    python bench/quality.py --model ... --video [--crf 18 23 28] [--frames 16] [--size 192x256] [--crops FILE]
 
 Scenes: the CC0 / public-domain photos that examples/ is rendered from (scikit-image's data module:
 astronaut, chelsea, coffee) and our own synthetic rendering (a shaded room with objects and a striped
 fabric, `synthetic_photo`), resized to --width and rendered backlit (`render_backlit`: underexposed, with a bright light
 screen-blended from one corner; noise-free, so that the rendering is the truth).
-This clean float rendering is the truth; its enhancement (exact mode, published pixels) is the reference.
+This clean float rendering is the truth; its enhancement (published pixels) is the reference.
 
-Degradations, as cameras and the web do them (`degrade`): `clean16` (the truth at 16 bits: what
-denoising must not spoil), `clean8` (8-bit quantization only), `jpegQ` (8-bit JPEG at quality Q, 4:2:0
-chroma, as Pillow saves), `isoN` (signal-dependent sensor noise of an ISO-N-like level, then 8 bits),
-`isoN+jpegQ` (both, as a phone does: noise, then JPEG).
+Degradations (`degrade`), as cameras, the web and re-saving do them: steps joined by "+", applied left to
+right: `clean16` (the truth at 16 bits: what denoising must not spoil), `clean8` (8-bit quantization only),
+`isoN` (signal-dependent sensor noise of an ISO-N-like level), `jpegQ` (a JPEG file at quality Q, 4:2:0
+chroma, as Pillow saves; its tables stay known), `webpQ` / `avifQ` / `heicQ` (WebP, AVIF with Pillow's
+encoder, HEIC with pillow-heif's: 4:2:0, decoded again), `cropN` (N rows and columns cut from the top and
+left: a JPEG's grid moves), `png` (the decoded pixels saved as a PNG and read back: the JPEG file's tables
+are gone). `iso800+jpeg75+png`: noise, then JPEG, then saved as PNG. The truth of a cropped degradation is
+the cropped truth.
 
-For each degraded image the script enhances it with `--denoise off` and `auto` (exact mode, or `--mode fast`) and
-prints PSNR and SSIM against the reference, on the whole image and on the shadows (gain 1 / L > 2 in the
-reference's map), averaged over the scenes; the CPU time of the denoising against that of exact
-mode's network; LPIPS is not computed (its weights cannot be downloaded here). `--crops` writes
-before/after crops of the darkest region (reference | off | auto, for JPEG q75 and ISO 1600).
+For each degraded image the script computes the network's map once and divides by it the input cleaned
+with `off`, `auto` and each of FIXED_LEVELS (`--denoise S`, with the same JPEG compression as `auto`
+found: the file's tables or those recovered from the pixels), as `Enhancer` does (`denoised_input`), and
+prints PSNR against the reference, on the whole image and on the shadows (gain 1 / L > 2 in the
+reference's map), averaged over the scenes: off, auto and the best fixed level (the one of the best mean
+shadow PSNR), SSIM on the shadows for off and auto, the smallest shadow gain over the scenes, how many
+outputs `auto` left identical to `off`, and what `auto` did per scene (its level, "hist qN": a JPEG
+history found in the pixels, "file": the JPEG file's tables, "codec": the floor for subsampled chroma);
+then the CPU time (`time.process_time`) of `auto`'s denoising against that of the network, over the
+images it changed. LPIPS is not computed (its weights cannot be downloaded here). `--crops` writes
+before/after crops of the darkest region (reference | off | auto, one row per CROP_CASES entry measured).
 
-`--candidates` compares, instead, the methods that `auto` was chosen from (`CANDIDATES`), each applied
+`--video` measures, instead, a clip: two shots panning over backlit renderings (`video_clip`, one cut),
+ISO 800-like noise on every frame, encoded with x264 at each `--crf` and decoded as `cliplit enhance
+clip.mp4` decodes it; enhanced with `off`, `auto` (one level per scene, `SceneDenoiser`, as the video
+pipeline runs it), `auto` measured on every frame, and the best fixed level; it prints the warping error
+(`cliplit.video.stability`, within each shot) and the shadow PSNR against the enhancement of the clean
+clip. `--crops` writes a crop of one frame at the first CRF.
+
+`--candidates` compares, instead, the methods that `auto` was chosen from (`_candidate_methods`), each applied
 with the same gain weight and noise estimate to the same network map: shadow PSNR gain over `off` per
 degradation, and CPU time against exact mode's network.
 
@@ -68,7 +87,7 @@ FIXED_LEVELS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the fixed `--denoise S` levels
 # The video case (`--video`): a noisy backlit clip through x264
 VIDEO_CRFS = (18, 23, 28)
 VIDEO_FRAMES = 16
-VIDEO_SIZE = (192, 256)  # frame height, width
+VIDEO_SIZE = "192x256"  # frame height x width
 VIDEO_SCENES = ("astronaut", "coffee")  # two shots, panned, with a cut between them
 VIDEO_ISO = 800
 VIDEO_FPS = 24
@@ -241,8 +260,8 @@ def enhance_pixels(enhancer, image) -> tuple[np.ndarray, float]:
     return enhanced.pixels, time.process_time() - start
 
 
-def denoise_cost(enhancer, image) -> tuple[float, float]:
-    """(CPU seconds of exact mode's illumination, CPU seconds of the `auto` denoising) on one image."""
+def denoise_cost(enhancer, image) -> tuple[float, float, object]:
+    """(CPU seconds of the engine's illumination, CPU seconds of the `auto` denoising, its plan) on one image."""
     import torch
 
     from cliplit.engine.denoise import denoised_input
@@ -254,8 +273,8 @@ def denoise_cost(enhancer, image) -> tuple[float, float]:
     illumination = enhancer.illumination(pixel_values)[0, 0].numpy()
     network = time.process_time() - start
     start = time.process_time()
-    denoised_input(decoded.pixels, illumination, enhancer.strength, "auto", decoded.jpeg)
-    return network, time.process_time() - start
+    _, plan = denoised_input(decoded.pixels, illumination, enhancer.strength, "auto", decoded.jpeg)
+    return network, time.process_time() - start, plan
 
 
 def photo_costs(enhancer, paths: list[Path]) -> None:
@@ -264,11 +283,11 @@ def photo_costs(enhancer, paths: list[Path]) -> None:
 
     for path in paths:
         decoded = read_image(path)
-        network, denoise = denoise_cost(enhancer, decoded)
+        network, denoise, plan = denoise_cost(enhancer, decoded)
         height, width = decoded.pixels.shape[:2]
         layout = "not a JPEG" if decoded.jpeg is None else "JPEG, 4:2:0" if decoded.jpeg.chroma_table is not None else "JPEG"
-        print(f"{path.name}: {width} x {height} ({layout}): network {network:.2f} s, denoising {denoise:.2f} s "
-              f"CPU = {denoise / network:.1%} of {enhancer.mode} mode's network")
+        print(f"{path.name}: {width} x {height} ({layout}; auto: {plan_label(plan)}): network {network:.2f} s, "
+              f"denoising {denoise:.2f} s CPU = {denoise / network:.1%} of {enhancer.mode} mode's network")
 
 
 def darkest_box(gain: np.ndarray, side: int) -> tuple[int, int]:
@@ -539,7 +558,7 @@ def measure_video(engine, auto_engine, args) -> None:
     from cliplit.video.scene_denoise import SceneDenoiser
     from cliplit.video.stability import motion, warping_error
 
-    height, width = VIDEO_SIZE
+    height, width = (int(side) for side in args.size.split("x"))
     clean = video_clip(args.frames, height, width)
     shot = args.frames // len(VIDEO_SCENES)
     shots = [slice(index * shot, (index + 1) * shot if index < len(VIDEO_SCENES) - 1 else args.frames)
@@ -605,6 +624,7 @@ def main(argv=None) -> int:
     parser.add_argument("--video", action="store_true", help="measure the video case instead (module docstring)")
     parser.add_argument("--crf", type=int, nargs="+", default=list(VIDEO_CRFS), help="x264 CRFs of the video case")
     parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="frames of the video case")
+    parser.add_argument("--size", default=VIDEO_SIZE, help=f"HxW of the video case's frames (default {VIDEO_SIZE})")
     args = parser.parse_args(argv)
 
     import torch

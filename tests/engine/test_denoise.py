@@ -258,8 +258,8 @@ def test_quality_benchmark_prints_its_table_and_writes_the_crops(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["clean16"], ["jpeg75"], ["iso1600"])}
     assert set(rows) == {"clean16", "jpeg75", "iso1600"}
-    assert float(rows["iso1600"][6]) > 0  # shadows: auto gains over off
-    assert "LPIPS: not computed" in result.stdout and "denoising CPU time" in result.stdout
+    assert float(rows["iso1600"][7]) > 0 and float(rows["clean16"][7]) == 0  # shadows: auto gains over off, not on clean
+    assert "LPIPS: not computed" in result.stdout and "auto's denoising CPU time" in result.stdout
     with Image.open(crops) as picture:
         assert picture.width == 3 * quality.CROP_ZOOM * 48 and picture.height == 2 * quality.CROP_ZOOM * 48
     candidates = subprocess.run(
@@ -279,7 +279,7 @@ def test_quality_benchmark_measures_the_cost_on_given_photos(tmp_path, clean_sce
          "--cost", str(tmp_path / "photo.jpg"), str(tmp_path / "photo.png")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("photo.jpg: 128 x 96 (JPEG, 4:2:0)") and lines[1].startswith("photo.png: 128 x 96 (not a JPEG)")
+    assert lines[0].startswith("photo.jpg: 128 x 96 (JPEG, 4:2:0; auto: ") and lines[1].startswith("photo.png: 128 x 96 (not a JPEG; auto: ")
     assert all(line.endswith("of exact mode's network") for line in lines)
 
 

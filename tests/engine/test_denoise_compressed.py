@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, smallest_reference_image
 from PIL import Image
 
 from cliplit.engine import denoise
@@ -172,3 +172,47 @@ def test_a_video_gets_one_level_per_scene(reference_model):
         np.testing.assert_array_equal(enhanced[index].pixels, engine.enhance_decoded(frames[index], denoise=plan)[0].pixels)
     summary = scenes.summary("clip.mp4")
     assert summary.startswith("clip.mp4: --denoise auto, one level per scene (2 of 2 scenes cleaned): scene from frame 1: noise")
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+def test_quality_benchmark_measures_compressed_photos_and_the_video_case(tmp_path):
+    import subprocess
+
+    pytest.importorskip("av", reason="the video case needs PyAV (the video extra)")
+    bench = [sys.executable, str(REPO_ROOT / "bench" / "quality.py"), "--model", str(ENHANCEMENT_CHECKPOINT)]
+    photos = subprocess.run([*bench, "--width", "64", "--scenes", "synthetic", "--degradations", "clean8", "jpeg75+crop3+png",
+                             "iso800+webp75"], capture_output=True, text=True)
+    assert photos.returncode == 0, photos.stderr
+    rows = {line.split()[0]: line for line in photos.stdout.splitlines() if line.split()[:1] in (["clean8"], ["jpeg75+crop3+png"], ["iso800+webp75"])}
+    assert rows["clean8"].rstrip().endswith("| -") and "1 of 1" in rows["clean8"]  # left identical, nothing done
+    assert "hist q75" in rows["jpeg75+crop3+png"] and "codec" in rows["iso800+webp75"]
+    crops = tmp_path / "video.jpg"
+    video = subprocess.run([*bench, "--video", "--frames", "4", "--size", "48x64", "--crf", "23", "--crops", str(crops)],
+                           capture_output=True, text=True)
+    assert video.returncode == 0, video.stderr
+    settings = [line[4:].split("  ")[0].strip() for line in video.stdout.splitlines() if line.startswith("  23 ")]
+    assert settings[:3] == ["off", "auto", "auto, every frame"] and settings[3].startswith("best fixed")
+    with Image.open(crops) as picture:
+        assert picture.width == 3 * quality.CROP_ZOOM * 48  # reference | off | auto, the crop as large as the frame allows
+
+
+@pytest.mark.reference
+def test_a_video_file_gets_one_note_and_quiet_silences_it(tmp_path):
+    pytest.importorskip("av", reason="video needs PyAV (the video extra)")
+    from video_clips import write_test_clip
+
+    from cliplit.interfaces.cli import main
+
+    clip = write_test_clip(tmp_path / "clip.mp4", frames=4, width=128, height=96, audio=False, photo=smallest_reference_image())
+    for quiet in (False, True):
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            status = main(["enhance", str(clip), "--model", str(ENHANCEMENT_CHECKPOINT), "--output", str(tmp_path / f"out{quiet}"),
+                           "--denoise", "auto", *(["-q"] if quiet else [])])
+        assert status == 0, stderr.getvalue()
+        notes = [line for line in stderr.getvalue().splitlines() if line.startswith("note:")]
+        if quiet:
+            assert notes == []
+        else:
+            assert len(notes) == 1 and f"{clip}: --denoise auto, one level per scene (" in notes[0], notes
