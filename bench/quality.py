@@ -83,7 +83,7 @@ HAZE = 0.02  # veiling glare over the whole frame
 CROP_SIDE = 128  # pixels of each crop, shown at CROP_ZOOM x
 CROP_ZOOM = 2
 CROP_CASES = ("jpeg75", "iso1600", "iso800+jpeg75+png", "iso800+webp75")
-FIXED_LEVELS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the fixed `--denoise S` levels `auto` is compared with
+FIXED_LEVELS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the fixed `--denoise S` levels `auto` is compared with
 # The video case (`--video`): a noisy backlit clip through x264
 VIDEO_CRFS = (18, 23, 28)
 VIDEO_FRAMES = 16
@@ -502,6 +502,12 @@ def measure_photos(engine, args) -> None:
               f"{off:>11.2f} {auto:>6.2f} {auto - off:>+6.2f} {mean_shadow[best]:>6.2f} {mean_shadow[best] - off:>+6.2f} {best:>4} | "
               f"{ssim_off:>12.4f} {ssim_auto:>6.4f} | {smallest:>+8.2f} | {sum(identical[degradation]):>4} of {len(identical[degradation]):<3} | "
               f"{', '.join(labels[degradation])}")
+    print("shadow PSNR gain over off (dB, mean over the scenes) of auto and of each fixed level:")
+    print(f"{'degradation':<20} {'auto':>6} " + " ".join(f"{f'S={level:g}':>6}" for level in FIXED_LEVELS))
+    for degradation in args.degradations:
+        off = float(np.mean(shadow[degradation]["off"]))
+        gains = [float(np.mean(shadow[degradation][setting])) - off for setting in ("auto", *(f"{level:g}" for level in FIXED_LEVELS))]
+        print(f"{degradation:<20} " + " ".join(f"{gain:>+6.2f}" for gain in gains))
     if costs:
         print(f"auto's denoising CPU time: {np.mean(costs):.1%} of {args.mode} mode's network on average (max {max(costs):.1%}; "
               f"{len(costs)} images it changed; CPU time, time.process_time)")
