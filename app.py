@@ -2,11 +2,13 @@
 
     python app.py [--model HUB_ID|FOLDER|FILE.pth] [--device auto|cpu|cuda] [--port 7860]
 
-The model is loaded once at start (from --model: a published model's name, a folder, an authors' .pth
-or a Hub id; else $CLIPLIT_MODEL, else `clip-lit`, as `cliplit enhance` does) and prepared once in
-two `cliplit.Enhancer` engines (exact for the result, fast for the preview). Uploads are read with
-`cliplit.imaging.files.read_image` and written with `write_image`, so the downloadable PNG has the
-same pixels as `cliplit enhance` gives.
+This script is the page: the ZeroGPU import, one function per tab (`photo_tab`, `video_tab`), the
+handlers they call, the `/enhance` endpoint and `main`. The work is the package's
+`cliplit.interfaces.service.EnhancementService`: the model, loaded once at start (from --model: a
+published model's name, a folder, an authors' .pth or a Hub id; else $CLIPLIT_MODEL, else `clip-lit`,
+as `cliplit enhance` does), its engines (exact for the result, fast for the preview), the limits, the
+reading of uploads and the output files, so that the downloadable PNG has the same pixels as
+`cliplit enhance` gives. On ZeroGPU this script hands the service `spaces.GPU` to wrap its GPU calls.
 A "Video" tab enhances a video file as `cliplit enhance clip.mp4` does (container, timestamps and
 other streams kept, docs/video.md), within the app's duration and frame-size limits, with a progress bar.
 Endpoints for `gradio_client`: `client.predict(handle_file(path), strength, api_name="/enhance")`, and
@@ -24,63 +26,63 @@ if ZERO_GPU:  # Hugging Face ZeroGPU: `spaces` must be imported before torch, an
     import spaces
 
 import argparse
-import dataclasses
+import functools
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
-from PIL import Image
 
 from cliplit.engine.denoise_report import container_of, denoise_note
-from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.runtime import resolve_device
 from cliplit.engine.settings import DENOISE_AUTO
-from cliplit.errors import CLIPLITError, ImageReadError, display_name
+from cliplit.errors import CLIPLITError
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
-from cliplit.imaging.codec import EIGHT_BIT_MAX, DecodedImage
-from cliplit.imaging.files import OUTPUT_SUFFIX, PIXELS_PER_MEGAPIXEL, read_image, write_image
-from cliplit.imaging.formats import FORMAT_SUFFIXES, HEIF_EXTENSIONS
+from cliplit.imaging.codec import DecodedImage
+from cliplit.imaging.files import PIXELS_PER_MEGAPIXEL
+from cliplit.imaging.formats import HEIF_EXTENSIONS
 from cliplit.imaging.raw import RAW_EXTENSIONS
 from cliplit.interfaces.cli import MODEL_HELP
-from cliplit.model.architecture import resolve_strength
-from cliplit.video.settings import VIDEO_EXTENSIONS, is_video_file
+from cliplit.interfaces.service import (
+    BYTES_PER_MB,
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_VIDEO_MEGAPIXELS,
+    DEFAULT_MAX_VIDEO_SECONDS,
+    EnhancementService,
+    resize_for_display,
+)
 
 TITLE = "CLIP-LIT: backlit image enhancement"
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
-DOWNLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # label -> cliplit output format
+DOWNLOAD_LABELS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # the page's label -> the service's output format
 DEFAULT_DOWNLOAD = "PNG"
-DEFAULT_MAX_FILE_MB = 50
-BYTES_PER_MB = 1 << 20
 # The Photo tab's "Clean the shadows" box: ticked (`--denoise auto`), measured in docs/denoise.md; the
 # `enhance` API, like the CLI and the Python API, gives the published pixels unless asked
 CLEAN_SHADOWS_BY_DEFAULT = True
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
 QUEUE_MAX_SIZE = 32
 DISPLAY_MAX_SIDE = 1600  # the before/after view and the illumination map are shown at most this large
-PREVIEW_MAX_SIDE = 512  # the instant preview (on upload / strength change) runs at this size
 INPUT_HEIGHT_PX = 440
 STRENGTH_RANGE = (0.0, 2.0)
 STRENGTH_STEP = 0.05
-OUTPUT_MAX_AGE_S = 3600  # enhanced PNGs older than this are deleted from the app's output folder
+STRENGTH_LABEL = "Strength (0 = unchanged, 1 = published result)"
 GRADIO_CACHE_CLEANUP = (3600, 3600)  # (every, older than) seconds: uploads and results in gradio's cache
-ZERO_GPU_DURATION_S = 60
-ZERO_GPU_VIDEO_DURATION_S = 120
-DEFAULT_MAX_VIDEO_SECONDS = 60.0
-DEFAULT_MAX_VIDEO_MEGAPIXELS = 2.1  # 1920 x 1080 frames
 GRADIO_TEMP_ENV_VAR = "GRADIO_TEMP_DIR"
-PREVIEW_MODE = "fast"
 
 
-class UploadError(CLIPLITError):
-    """An upload the app refuses: unreadable, or over the size limits. The message is one line."""
+def zero_gpu_call(function, duration_s: float):
+    """ZeroGPU's wrapper (`EnhancementService.gpu`): `function` runs with a GPU attached, for at most `duration_s`."""
+    return spaces.GPU(duration=duration_s)(function)
+
+
+def new_service(model, **limits) -> EnhancementService:
+    """The app's service for `model` with `limits` (its `max_*` fields); on ZeroGPU its GPU calls run in `spaces.GPU`."""
+    return EnhancementService(model, gpu=zero_gpu_call if ZERO_GPU else None, **limits)
 
 
 def raw_path_image(**kwargs) -> gr.Image:
@@ -103,159 +105,14 @@ def raw_path_image(**kwargs) -> gr.Image:
     return image
 
 
-def _named_by_upload(error: Exception, path: Path) -> str:
-    """`error`'s message with the upload's temporary path replaced by the file's own name."""
-    return str(error).replace(display_name(path), display_name(path.name))
+def _to_display(pixels):
+    """(H, W[, C]) floats in [0, 1] -> uint8 at most `DISPLAY_MAX_SIDE` on its longer side."""
+    return resize_for_display(pixels, DISPLAY_MAX_SIDE)
 
 
-@dataclass
-class DemoEnhancer:
-    """The loaded model, its engines and the app's limits; one per app, created in `build_demo` (or by a test)."""
-
-    model: object
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
-    max_file_mb: float = DEFAULT_MAX_FILE_MB
-    max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS
-    max_video_megapixels: float = DEFAULT_MAX_VIDEO_MEGAPIXELS
-    output_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cliplit-app-")))
-    _engines: dict = field(default_factory=dict, init=False, repr=False)
-
-    def __post_init__(self):
-        run, run_video = self._run_model, self._run_video
-        self.run_model = spaces.GPU(duration=ZERO_GPU_DURATION_S)(run) if ZERO_GPU else run
-        self.run_video = spaces.GPU(duration=ZERO_GPU_VIDEO_DURATION_S)(run_video) if ZERO_GPU else run_video
-
-    @property
-    def device_name(self) -> str:
-        device = next(self.model.parameters()).device
-        return "GPU" if ZERO_GPU or device.type == "cuda" else device.type.upper()
-
-    @property
-    def default_strength(self) -> float:
-        return resolve_strength(self.model.config)
-
-    def close(self) -> None:
-        """Delete every result this app wrote (its output folder)."""
-        shutil.rmtree(self.output_dir, ignore_errors=True)
-
-    def engine(self, fast: bool, denoise: bool = False) -> Enhancer:
-        """
-        The exact or the fast (preview) engine, built once. A server keeps no activation buffers between
-        uploads (they would hold ~1 kB per pixel of the largest photo seen); on ZeroGPU the GPU exists
-        only inside `spaces.GPU` calls, so each call builds its own engine there. `denoise`: clean the
-        shadows (`denoise="auto"`, docs/denoise.md).
-        """
-        mode = PREVIEW_MODE if fast else "exact"
-        setting = "auto" if denoise else "off"
-        if ZERO_GPU:  # inside the `spaces.GPU` call, where the GPU is attached ("auto": CUDA when present)
-            return Enhancer(self.model, mode=mode, device=resolve_device("auto"), keep_workspace=False, denoise=setting)
-        if (mode, setting) not in self._engines:
-            self._engines[mode, setting] = Enhancer(self.model, mode=mode, keep_workspace=False, denoise=setting)
-        return self._engines[mode, setting]
-
-    def _check_upload(self, path: Path, what: str) -> None:
-        if not path.is_file():
-            raise UploadError(f"no {what} was uploaded")
-        size_mb = path.stat().st_size / BYTES_PER_MB
-        if size_mb > self.max_file_mb:
-            raise UploadError(f"{path.name}: the file is {size_mb:.1f} MB, over the {self.max_file_mb:g} MB limit")
-
-    def read(self, path: str | os.PathLike) -> DecodedImage:
-        """Check the limits, then decode as the CLI does; raises `UploadError` with a one-line message."""
-        path = Path(path)
-        self._check_upload(path, "image")
-        try:  # the pixel limit is checked from the header, before decoding
-            return read_image(path, max_megapixels=self.max_megapixels)
-        except ImageReadError as error:
-            raise UploadError(_named_by_upload(error, path)) from None
-
-    def _run_model(self, image: DecodedImage, strength: float | None, fast: bool = False,
-                   denoise: bool = False) -> tuple[DecodedImage, np.ndarray]:
-        try:  # the engine tiles large images itself (bounded memory)
-            return self.engine(fast, denoise).enhance_decoded(image, strength)
-        except ValueError as error:
-            raise UploadError(str(error)) from None
-
-    def enhance_file(self, path: str, strength: float | None,
-                     download: str = DEFAULT_DOWNLOAD, denoise: bool = False) -> tuple[DecodedImage, DecodedImage, np.ndarray, Path]:
-        """
-        Read (any input `cliplit enhance` reads: HEIC, RAW, ...), enhance at full resolution, write the
-        download as `download` (a `DOWNLOAD_FORMATS` label) with the upload's metadata and ICC profile.
-        `denoise`: clean the shadows (docs/denoise.md).
-        Returns (input, enhanced, illumination, download path).
-        """
-        if download not in DOWNLOAD_FORMATS:
-            raise UploadError(f"unknown download format {download!r} (one of {', '.join(DOWNLOAD_FORMATS)})")
-        image = self.read(path)
-        enhanced, illumination = self.run_model(image, strength, denoise=denoise)
-        output_format = DOWNLOAD_FORMATS[download]
-        if output_format == "tiff":  # the enhanced floats, kept at 16 bits whatever the upload's depth
-            enhanced = dataclasses.replace(enhanced, bit_depth=16)
-        target = self._new_output_path(Path(path).stem, FORMAT_SUFFIXES[output_format])
-        write_image(target, enhanced)
-        return image, enhanced, illumination, target
-
-    def preview(self, path: str, strength: float | None, denoise: bool = False) -> tuple[DecodedImage, DecodedImage, np.ndarray]:
-        """A quick result on the image reduced to `PREVIEW_MAX_SIDE`: (reduced input, enhanced, illumination)."""
-        image = self.read(path)
-        reduced = resize_for_display(image.pixels, PREVIEW_MAX_SIDE).astype(np.float32) / EIGHT_BIT_MAX
-        small = DecodedImage(reduced, None, 8, image.grayscale)
-        enhanced, illumination = self.run_model(small, strength, fast=True, denoise=denoise)
-        return small, enhanced, illumination
-
-    def _run_video(self, source: Path, target: Path, strength: float | None, fast: bool, denoise: bool,
-                   on_start, on_frame) -> tuple[int, list[str]]:
-        from cliplit.video.enhancer import VideoEnhancer
-
-        notes: list[str] = []
-        video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
-                              max_seconds=self.max_video_seconds, limit_options=(None, None))
-        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append,
-                                    on_denoise=notes.append)
-        return frames, notes
-
-    def enhance_video_file(self, path: str, strength: float | None, denoise: bool = False, fast: bool = False,
-                           on_start=None, on_frame=None) -> tuple[Path, int, list[str]]:
-        """
-        Enhance an uploaded video (`cliplit enhance clip.mp4`'s rules, within the app's limits) into a new
-        file of the same container. `on_start(estimated_frames)` and `on_frame()` report progress.
-        Returns (output path, frames written, notes: streams left out, what "Clean the shadows" did).
-        """
-        source = Path(path)
-        self._check_upload(source, "video")
-        if not is_video_file(source):
-            raise UploadError(f"{source.name}: not a video file (one of {' '.join(VIDEO_EXTENSIONS)})")
-        target = self._new_output_path(source.stem, source.suffix.lower())
-        try:
-            return (target, *self.run_video(source, target, strength, fast, denoise, on_start, on_frame))
-        except CLIPLITError as error:
-            shutil.rmtree(target.parent, ignore_errors=True)
-            raise UploadError(_named_by_upload(error, source)) from None
-
-    def _new_output_path(self, stem: str, suffix: str = OUTPUT_SUFFIX) -> Path:
-        self._delete_old_outputs()
-        folder = self.output_dir / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        return folder / f"{stem}_enhanced{suffix}"
-
-    def _delete_old_outputs(self) -> None:
-        if not self.output_dir.is_dir():
-            return
-        cutoff = time.time() - OUTPUT_MAX_AGE_S
-        for folder in self.output_dir.iterdir():
-            if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def resize_for_display(pixels: np.ndarray, max_side: int) -> np.ndarray:
-    """(H, W[, C]) float in [0, 1] -> uint8, reduced so that its longer side is at most `max_side`."""
-    array = (np.clip(pixels, 0.0, 1.0) * EIGHT_BIT_MAX).round().astype(np.uint8)
-    height, width = array.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return array
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(array).resize(size, Image.LANCZOS, reducing_gap=3.0))
+def _describe(image: DecodedImage) -> str:
+    width, height = image.size
+    return f"{width} × {height} px ({width * height / PIXELS_PER_MEGAPIXEL:.1f} MP)"
 
 
 def denoise_status(path: str | os.PathLike, enhanced: DecodedImage) -> str:
@@ -264,13 +121,178 @@ def denoise_status(path: str | os.PathLike, enhanced: DecodedImage) -> str:
     return f"  \nNote: {note}" if note is not None else ""
 
 
-def _to_display(pixels: np.ndarray) -> np.ndarray:
-    return resize_for_display(pixels, DISPLAY_MAX_SIDE)
+def serving(service: EnhancementService, handler):
+    """`handler(service, ...)` as an event function: gradio reads the signature left (the API's parameters),
+    the name and the docstring (the API page's description)."""
+    function = functools.partial(handler, service)
+    function.__name__, function.__doc__ = handler.__name__, handler.__doc__
+    return function
 
 
-def _describe(image: DecodedImage) -> str:
-    width, height = image.size
-    return f"{width} × {height} px ({width * height / PIXELS_PER_MEGAPIXEL:.1f} MP)"
+# ---------------------------------------------------------------------------------------- handlers
+def enhance_api(service: EnhancementService, path: str | None, strength: float | None = None, denoise: bool = False) -> str:
+    """Enhance a backlit photo at full resolution (`denoise`: clean the shadows); returns the enhanced PNG."""
+    if not path:
+        raise gr.Error("no image was uploaded")
+    try:
+        return str(service.enhance_file(path, strength, denoise=bool(denoise))[3])
+    except CLIPLITError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+
+
+def enhance_page(service: EnhancementService, path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD,
+                 file_path: str | None = None, denoise: bool = False):
+    path = file_path or path  # a RAW or HEIC file (which browsers do not show as images) comes first
+    if not path:
+        raise gr.Error("Upload a backlit photo first.", print_exception=False)
+    start = time.perf_counter()
+    try:
+        image, enhanced, illumination, target = service.enhance_file(path, strength, DOWNLOAD_LABELS[download], denoise)
+    except CLIPLITError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    seconds = time.perf_counter() - start
+    status = (
+        f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
+        f"{service.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
+    ) + denoise_status(path, enhanced)
+    slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
+    return slider, _to_display(illumination), str(target), status
+
+
+def preview_page(service: EnhancementService, path: str | None, strength: float, file_path: str | None = None,
+                 denoise: bool = False):
+    path = file_path or path
+    if not path:
+        return None, None, None, ""
+    start = time.perf_counter()
+    try:
+        small, enhanced, illumination = service.preview(path, strength, denoise)
+    except CLIPLITError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    seconds = time.perf_counter() - start
+    status = (
+        f"Preview at {_describe(small)} in {seconds:.2f} s. "
+        "Click **Enhance** for the full-resolution result and its PNG."
+    )
+    slider = (_to_display(small.pixels), _to_display(enhanced.pixels))
+    return slider, _to_display(illumination), None, status
+
+
+class FrameProgress:
+    """One video's frames on gradio's progress bar: `start(estimated)` once, then `frame_done()` per frame."""
+
+    def __init__(self, progress):
+        self.progress, self.done, self.total = progress, 0, None  # total None: unknown
+
+    def start(self, estimated: int) -> None:
+        self.total = estimated or None
+        self.progress((0, self.total), desc="Enhancing", unit="frames")
+
+    def frame_done(self) -> None:
+        self.done += 1
+        self.progress((self.done, self.total), desc="Enhancing", unit="frames")
+
+
+def enhance_video_page(service: EnhancementService, path: str | None, strength: float, denoise: bool = False,
+                       fast: bool = False, progress=gr.Progress()):
+    """Enhance a backlit video (same container, timestamps, audio and subtitles); returns (video, status)."""
+    if not path:
+        raise gr.Error("Upload a backlit video first.", print_exception=False)
+    frames_progress = FrameProgress(progress)
+    started = time.perf_counter()
+    try:
+        target, frames, notes = service.enhance_video_file(path, strength, bool(denoise), bool(fast), frames_progress.start,
+                                                           frames_progress.frame_done)
+    except CLIPLITError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    seconds = time.perf_counter() - started
+    status = (f"**Enhanced** {frames} frames at strength {strength:g} in **{seconds:.1f} s** "
+              f"({frames / seconds:.1f} frames/s, {'fast' if fast else 'exact'} mode) on {service.device_name}. "
+              "Timestamps, audio, subtitles and metadata are kept.")
+    return str(target), "  \n".join([status, *(f"Note: {note}" for note in notes)])
+
+
+# ---------------------------------------------------------------------------------------- the page
+@dataclass
+class PhotoInputs:
+    """The photo tab's inputs the `/enhance` endpoint reads too."""
+
+    image: gr.Image
+    strength: gr.Slider
+    denoise: gr.Checkbox
+
+
+def photo_tab(service: EnhancementService) -> PhotoInputs:
+    """The Photo tab: upload, strength, download format, "Clean the shadows", Enhance; the before/after slider,
+    the download and the illumination map; a preview on upload and on strength release."""
+    with gr.Row():
+        with gr.Column():
+            image_in = raw_path_image(
+                label="Backlit photo",
+                height=INPUT_HEIGHT_PX,
+                sources=["upload", "clipboard", "webcam"],
+                elem_id="input-image",
+            )
+            file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
+                              type="filepath", elem_id="file-input")
+            strength = gr.Slider(*STRENGTH_RANGE, value=service.default_strength, step=STRENGTH_STEP, label=STRENGTH_LABEL,
+                                 elem_id="strength")
+            download_format = gr.Radio(list(DOWNLOAD_LABELS), value=DEFAULT_DOWNLOAD, label="Download as",
+                                       elem_id="download-format")
+            denoise = gr.Checkbox(value=CLEAN_SHADOWS_BY_DEFAULT, elem_id="denoise",
+                                  label="Clean the shadows (noise and compression blocks the brightening amplifies; "
+                                        "on by default here, off in the API and the CLI)")
+            enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+            status = gr.Markdown(elem_id="status")
+        with gr.Column():
+            slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
+            download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
+            with gr.Accordion("Illumination map", open=False):
+                illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
+    examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)
+    if examples:
+        gr.Examples([[str(path)] for path in examples], inputs=[image_in], label="Example backlit photos")
+
+    page_outputs = [slider, illumination_view, download, status]
+    enhance_button.click(serving(service, enhance_page), [image_in, strength, download_format, file_in, denoise], page_outputs,
+                         api_visibility="private")
+    gr.on([image_in.change, file_in.change, strength.release, denoise.change], serving(service, preview_page),
+          [image_in, strength, file_in, denoise], page_outputs, api_visibility="private", trigger_mode="always_last")
+    return PhotoInputs(image_in, strength, denoise)
+
+
+def video_tab(service: EnhancementService) -> None:
+    """The Video tab: upload, strength, "Clean the shadows", fast mode, Enhance video (`/enhance_video`)."""
+    gr.Markdown(
+        "A backlit video (.mp4 .mov .m4v .mkv .webm .avi), enhanced frame by frame; frame rate, timestamps, "
+        f"audio, subtitles and metadata are kept. Limits: {service.max_video_seconds:g} s, "
+        f"{service.max_video_megapixels:g} megapixels per frame, {service.max_file_mb:g} MB."
+    )
+    with gr.Row():
+        with gr.Column():
+            video_in = gr.Video(label="Backlit video", sources=["upload"], elem_id="input-video")
+            strength = gr.Slider(*STRENGTH_RANGE, value=service.default_strength, step=STRENGTH_STEP, label=STRENGTH_LABEL,
+                                 elem_id="video-strength")
+            denoise = gr.Checkbox(value=False, label="Clean the shadows", elem_id="video-denoise")
+            fast = gr.Checkbox(value=service.device_name == "CPU",  # exact 1080p video is slow on a CPU
+                               label="Fast mode (about 13x faster on a CPU, 48-51 dB PSNR from the exact result)",
+                               elem_id="video-fast")
+            button = gr.Button("Enhance video", variant="primary", elem_id="enhance-video-button")
+        with gr.Column():
+            video_out = gr.Video(label="Enhanced video", interactive=False, elem_id="output-video")
+            status = gr.Markdown(elem_id="video-status")
+    button.click(serving(service, enhance_video_page), [video_in, strength, denoise, fast], [video_out, status],
+                 api_name="enhance_video")
+
+
+def enhance_endpoint(service: EnhancementService, photo: PhotoInputs) -> None:
+    """The public `/enhance` API: image in, enhanced full-resolution PNG out, strength and denoise optional: the
+    published pixels unless `denoise` is given (its own input: the page's box is ticked by default, the API's is not)."""
+    api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
+    api_button = gr.Button(visible=False)
+    api_denoise = gr.Checkbox(value=False, visible=False)
+    api_button.click(serving(service, enhance_api), [photo.image, photo.strength, api_denoise], api_output,
+                     api_name="enhance")
 
 
 def build_demo(
@@ -283,80 +305,8 @@ def build_demo(
     max_video_megapixels: float = DEFAULT_MAX_VIDEO_MEGAPIXELS,
 ) -> gr.Blocks:
     """The demo's page and its `enhance` and `enhance_video` API endpoints, queued; the caller launches it."""
-    enhancer = DemoEnhancer(model, max_megapixels, max_file_mb, max_video_seconds, max_video_megapixels)
-
-    def enhance_api(path: str | None, strength: float | None = None, denoise: bool = False) -> str:
-        """Enhance a backlit photo at full resolution (`denoise`: clean the shadows); returns the enhanced PNG."""
-        if not path:
-            raise gr.Error("no image was uploaded")
-        try:
-            return str(enhancer.enhance_file(path, strength, denoise=bool(denoise))[3])
-        except CLIPLITError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-
-    def enhance_page(path: str | None, strength: float, download: str = DEFAULT_DOWNLOAD, file_path: str | None = None,
-                     denoise: bool = False):
-        path = file_path or path  # a RAW or HEIC file (which browsers do not show as images) comes first
-        if not path:
-            raise gr.Error("Upload a backlit photo first.", print_exception=False)
-        start = time.perf_counter()
-        try:
-            image, enhanced, illumination, target = enhancer.enhance_file(path, strength, download, denoise)
-        except CLIPLITError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-        seconds = time.perf_counter() - start
-        status = (
-            f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
-            f"{enhancer.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
-        )
-        status += denoise_status(path, enhanced)
-        slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
-        return slider, _to_display(illumination), str(target), status
-
-    def preview_page(path: str | None, strength: float, file_path: str | None = None, denoise: bool = False):
-        path = file_path or path
-        if not path:
-            return None, None, None, ""
-        start = time.perf_counter()
-        try:
-            small, enhanced, illumination = enhancer.preview(path, strength, denoise)
-        except CLIPLITError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-        seconds = time.perf_counter() - start
-        status = (
-            f"Preview at {_describe(small)} in {seconds:.2f} s. "
-            "Click **Enhance** for the full-resolution result and its PNG."
-        )
-        slider = (_to_display(small.pixels), _to_display(enhanced.pixels))
-        return slider, _to_display(illumination), None, status
-
-    def enhance_video_page(path: str | None, strength: float, denoise: bool = False, fast: bool = False,
-                           progress=gr.Progress()):
-        """Enhance a backlit video (same container, timestamps, audio and subtitles); returns (video, status)."""
-        if not path:
-            raise gr.Error("Upload a backlit video first.", print_exception=False)
-        counts = {"done": 0, "total": None}  # this call's frames: enhanced, and expected (None: unknown)
-
-        def start(estimated: int) -> None:
-            counts["total"] = estimated or None
-            progress((0, counts["total"]), desc="Enhancing", unit="frames")
-
-        def frame_done() -> None:
-            counts["done"] += 1
-            progress((counts["done"], counts["total"]), desc="Enhancing", unit="frames")
-
-        started = time.perf_counter()
-        try:
-            target, frames, notes = enhancer.enhance_video_file(path, strength, bool(denoise), bool(fast), start, frame_done)
-        except CLIPLITError as error:
-            raise gr.Error(str(error), print_exception=False) from None
-        seconds = time.perf_counter() - started
-        status = (f"**Enhanced** {frames} frames at strength {strength:g} in **{seconds:.1f} s** "
-                  f"({frames / seconds:.1f} frames/s, {'fast' if fast else 'exact'} mode) on {enhancer.device_name}. "
-                  "Timestamps, audio, subtitles and metadata are kept.")
-        return str(target), "  \n".join([status, *(f"Note: {note}" for note in notes)])
-
-    examples = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)
+    service = new_service(model, max_megapixels=max_megapixels, max_file_mb=max_file_mb,
+                          max_video_seconds=max_video_seconds, max_video_megapixels=max_video_megapixels)
     with gr.Blocks(title=TITLE, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         gr.Markdown(
             f"# {TITLE}\n"
@@ -366,82 +316,19 @@ def build_demo(
         )
         with gr.Tabs():
             with gr.Tab("Photo", id="photo"):
-                with gr.Row():
-                    with gr.Column():
-                        image_in = raw_path_image(
-                            label="Backlit photo",
-                            height=INPUT_HEIGHT_PX,
-                            sources=["upload", "clipboard", "webcam"],
-                            elem_id="input-image",
-                        )
-                        file_in = gr.File(label="... or a RAW or HEIC file", file_types=sorted(RAW_EXTENSIONS | HEIF_EXTENSIONS),
-                                          type="filepath", elem_id="file-input")
-                        strength = gr.Slider(
-                            *STRENGTH_RANGE,
-                            value=enhancer.default_strength,
-                            step=STRENGTH_STEP,
-                            label="Strength (0 = unchanged, 1 = published result)",
-                            elem_id="strength",
-                        )
-                        download_format = gr.Radio(list(DOWNLOAD_FORMATS), value=DEFAULT_DOWNLOAD, label="Download as",
-                                                   elem_id="download-format")
-                        denoise = gr.Checkbox(value=CLEAN_SHADOWS_BY_DEFAULT, elem_id="denoise",
-                                              label="Clean the shadows (noise and compression blocks the brightening amplifies; "
-                                                    "on by default here, off in the API and the CLI)")
-                        enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
-                        status = gr.Markdown(elem_id="status")
-                    with gr.Column():
-                        slider = gr.ImageSlider(label="Before / after", interactive=False, elem_id="before-after")
-                        download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
-                        with gr.Accordion("Illumination map", open=False):
-                            illumination_view = gr.Image(label="Illumination map (L)", interactive=False, elem_id="illumination")
-                if examples:
-                    gr.Examples([[str(path)] for path in examples], inputs=[image_in], label="Example backlit photos")
+                photo = photo_tab(service)
             with gr.Tab("Video", id="video"):
-                gr.Markdown(
-                    "A backlit video (.mp4 .mov .m4v .mkv .webm .avi), enhanced frame by frame; frame rate, timestamps, "
-                    f"audio, subtitles and metadata are kept. Limits: {max_video_seconds:g} s, "
-                    f"{max_video_megapixels:g} megapixels per frame, {max_file_mb:g} MB."
-                )
-                with gr.Row():
-                    with gr.Column():
-                        video_in = gr.Video(label="Backlit video", sources=["upload"], elem_id="input-video")
-                        video_strength = gr.Slider(*STRENGTH_RANGE, value=enhancer.default_strength, step=STRENGTH_STEP,
-                                                   label="Strength (0 = unchanged, 1 = published result)",
-                                                   elem_id="video-strength")
-                        video_denoise = gr.Checkbox(value=False, label="Clean the shadows", elem_id="video-denoise")
-                        video_fast = gr.Checkbox(value=enhancer.device_name == "CPU",  # exact 1080p video is slow on a CPU
-                                                 label="Fast mode (about 13x faster on a CPU, 48-51 dB PSNR from the exact result)",
-                                                 elem_id="video-fast")
-                        video_button = gr.Button("Enhance video", variant="primary", elem_id="enhance-video-button")
-                    with gr.Column():
-                        video_out = gr.Video(label="Enhanced video", interactive=False, elem_id="output-video")
-                        video_status = gr.Markdown(elem_id="video-status")
-
-        # The public API: image in, enhanced full-resolution PNG out, strength optional, the published pixels
-        # unless `denoise` is given (its own input: the page's box is ticked by default, the API's is not).
-        api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
-        api_button = gr.Button(visible=False)
-        api_denoise = gr.Checkbox(value=False, visible=False)
-        api_button.click(enhance_api, [image_in, strength, api_denoise], api_output, api_name="enhance")
-
-        page_outputs = [slider, illumination_view, download, status]
-        enhance_button.click(enhance_page, [image_in, strength, download_format, file_in, denoise], page_outputs,
-                             api_visibility="private")
-        gr.on([image_in.change, file_in.change, strength.release, denoise.change], preview_page,
-              [image_in, strength, file_in, denoise], page_outputs,
-              api_visibility="private", trigger_mode="always_last")
-        video_button.click(enhance_video_page, [video_in, video_strength, video_denoise, video_fast],
-                           [video_out, video_status], api_name="enhance_video")
+                video_tab(service)
+        enhance_endpoint(service, photo)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
-    demo.enhancer = enhancer  # for `close_demo`
+    demo.service = service  # for `close_demo`
     return demo
 
 
 def close_demo(demo: gr.Blocks) -> None:
     """Stop the server and delete the results it wrote."""
     demo.close()
-    demo.enhancer.close()
+    demo.service.close()
 
 
 def launch_options(max_file_mb: float = DEFAULT_MAX_FILE_MB) -> dict:

@@ -103,7 +103,7 @@ class onnx_engine:
     def __init__(self, model, path: Path, threads: int):
         import onnxruntime
 
-        from cliplit.model.onnx_export import export_onnx
+        from cliplit.engine.onnx_export import export_onnx
 
         export_onnx(model, path)
         options = onnxruntime.SessionOptions()

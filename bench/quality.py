@@ -287,7 +287,7 @@ def photo_costs(enhancer, paths: list[Path]) -> None:
         height, width = decoded.pixels.shape[:2]
         layout = "not a JPEG" if decoded.jpeg is None else "JPEG, 4:2:0" if decoded.jpeg.chroma_table is not None else "JPEG"
         print(f"{path.name}: {width} x {height} ({layout}; auto: {plan_label(plan)}): network {network:.2f} s, "
-              f"denoising {denoise:.2f} s CPU = {denoise / network:.1%} of {enhancer.mode} mode's network")
+              f"denoising {denoise:.2f} s CPU = {denoise / network:.1%} of {enhancer.settings.mode} mode's network")
 
 
 def darkest_box(gain: np.ndarray, side: int) -> tuple[int, int]:
@@ -469,7 +469,7 @@ def measure_photos(engine, args) -> None:
             reference, shadows = references[crop]
             decoded = decode_image(degrade(clean, degradation, seed=len(name)))
             illumination, network_seconds = network_map(engine, decoded.pixels)
-            outputs, plan, cost = settings_outputs(decoded, illumination, engine.strength, engine.tile_size)
+            outputs, plan, cost = settings_outputs(decoded, illumination, engine.strength, engine.settings.tile_size)
             if plan is not None:
                 costs.append(cost / network_seconds)
             labels.setdefault(degradation, []).append(plan_label(plan))
@@ -581,7 +581,7 @@ def measure_video(engine, auto_engine, args) -> None:
         shadows.append(illumination ** -engine.strength > SHADOW_GAIN)
     noisy = [_codes(_noisy(frame, VIDEO_ISO, seed)) for seed, frame in enumerate(clean)]
     print(f"video: {args.frames} frames of {width} x {height} (two pans, one cut), ISO {VIDEO_ISO}-like noise, x264 4:2:0 "
-          f"'fast'; {engine.mode} mode; warping error x 1e4 along the clean clip's motion; shadow PSNR (dB, gain > "
+          f"'fast'; {engine.settings.mode} mode; warping error x 1e4 along the clean clip's motion; shadow PSNR (dB, gain > "
           f"{SHADOW_GAIN:g}) against the enhancement of the clean clip, mean over frames")
     print(f"enhancement of the clean clip: warping error {warping(references):.2f}")
     print(f"{'CRF':>4} {'setting':<18} {'warping':>8} {'shadow PSNR':>11} {'gain':>6} | auto's levels per scene")
@@ -591,7 +591,7 @@ def measure_video(engine, auto_engine, args) -> None:
         maps = [network_map(engine, image.pixels)[0] for image in decoded]
         outputs: dict[str, list[np.ndarray]] = {}
         for image, illumination in zip(decoded, maps):
-            for setting, output in settings_outputs(image, illumination, engine.strength, engine.tile_size)[0].items():
+            for setting, output in settings_outputs(image, illumination, engine.strength, engine.settings.tile_size)[0].items():
                 outputs.setdefault("auto, every frame" if setting == "auto" else setting, []).append(output)
         scenes = SceneDenoiser(auto_engine)
         outputs["auto"] = [image.pixels for image in scenes(decoded)]

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         for mode in args.modes:
             enhancer = Enhancer(network, mode=mode, device=device)
             enhancer.enhance_decoded(frames[0])  # warm-up
-            video = VideoEnhancer(enhancer, temporal="off")
+            video = VideoEnhancer(enhancer)
             network_runs, pipeline_runs = [], []
             for _ in range(args.repeat):
                 start = time.perf_counter()
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             network_fps, pipeline_fps = statistics.median(network_runs), statistics.median(pipeline_runs)
             start = time.perf_counter()
             result = subprocess.run([sys.executable, "-m", "cliplit", "enhance", str(clip), "-o", str(Path(folder) / f"cli-{mode}"),
-                                     "--model", args.model, "--mode", mode, "--device", str(device), "--temporal", "off", "--quiet"],
+                                     "--model", args.model, "--mode", mode, "--device", str(device), "--quiet"],
                                     capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
             command_seconds = time.perf_counter() - start
             if result.returncode != 0:

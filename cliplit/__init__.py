@@ -36,6 +36,8 @@ _EXPORTS = {
     "load_model": "cliplit.model.loading",
     "load_network": "cliplit.model.loading",
     "Enhancer": "cliplit.engine.enhancer",
+    "EnhancerCache": "cliplit.engine.enhancer",
+    "EngineSettings": "cliplit.engine.settings",
     "enhance": "cliplit.engine.enhancer",
     "read_image": "cliplit.imaging.files",
     "write_image": "cliplit.imaging.files",

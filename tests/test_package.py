@@ -4,6 +4,7 @@ an instant `--help`, and registration with transformers whichever is imported fi
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,38 @@ def test_registration_works_whichever_is_imported_first(order, random_model_dir)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] in ("BacklitEnhancementPipeline", "CLIPLITModel")
+
+
+# The engine's one-way flow (docs/development.md): the passes drive the runtime and the pyramid math; the
+# runtime runs the network's parts and imports no driver (the passes, tiles, memory budgets, fast mode, the
+# enhancer), so nothing hands data to the runtime and takes it back through another module.
+RUNTIME_MAY_IMPORT = {"cliplit.errors", "cliplit.model.network", "cliplit.engine.fused_cpu", "cliplit.engine.pyramid",
+                      "cliplit.engine.settings"}
+ENGINE_DRIVERS = {"cliplit.engine.passes", "cliplit.engine.tiles", "cliplit.engine.tiling", "cliplit.engine.memory",
+                  "cliplit.engine.fast", "cliplit.engine.enhancer"}
+
+
+def test_the_runtime_imports_no_driver():
+    imported = cliplit_imports(PACKAGE / "engine" / "runtime.py")
+    assert not imported & ENGINE_DRIVERS, sorted(imported & ENGINE_DRIVERS)
+    assert imported <= RUNTIME_MAY_IMPORT, sorted(imported - RUNTIME_MAY_IMPORT)
+    assert cliplit_imports(PACKAGE / "engine" / "fused_cpu.py") <= RUNTIME_MAY_IMPORT
+
+
+def defined_functions(path: Path) -> set[str]:
+    return {node.name for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
+
+
+def test_the_pooling_and_interpolation_matrices_are_written_once_and_the_onnx_export_uses_them():
+    pyramid = PACKAGE / "engine" / "pyramid.py"
+    for function in ("pooling_matrix", "averaging_matrix", "interpolation_matrix", "pooled_sums", "upsample_context", "project"):
+        homes = [module_name(path) for path in MODULES if function in defined_functions(path)]
+        assert homes == [module_name(pyramid)], (function, homes)
+    # no other module builds adaptive-pooling cells or calls adaptive pooling on features (the network's own
+    # eager definition in model/network.py aside)
+    cell_bound = re.compile(r"\*\s*size\)\s*//\s*bins")
+    assert [module_name(path) for path in MODULES if cell_bound.search(path.read_text())] == [module_name(pyramid)]
+    pooling_calls = [module_name(path) for path in MODULES for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "adaptive_avg_pool2d"]
+    assert pooling_calls == ["cliplit.model.network"]
+    assert "cliplit.engine.pyramid" in cliplit_imports(PACKAGE / "engine" / "onnx_export.py")

@@ -14,9 +14,14 @@
 
 The stages are the rows of `PAIR_STAGES` / `RAVE_STAGES` (what trains, for how many steps, what comes
 next, whether the phase's best state carries on); one global step counter runs over them until
-`--max_train_steps`. The identity loss compares CLIP RN101 features (`--identity_model`), as the
-authors do. The network trains as the authors' `_noreflect` variant by default
-(`--train_padding_mode`) and is saved configured for the all-reflect network they evaluate.
+`max_train_steps`. Their lengths, the total and the guidance's defaults are the run's `TrainingSchedule`,
+computed once from the arguments (`cliplit.training.schedule`); the arguments are never rewritten.
+Progress, snapshots, checkpoints and the resumable batch streams are `cliplit.training.state` and
+`cliplit.training.data`; this script holds the arguments, the steps, the loop and the model card.
+
+The identity loss compares CLIP RN101 features (`--identity_model`), as the authors do. The network
+trains as the authors' `_noreflect` variant by default (`--train_padding_mode`) and is saved configured
+for the all-reflect network they evaluate.
 
 Everything runs batched on the accelerator's device; data workers only decode and resize images.
 Batches are drawn from deterministic per-stream permutations and augmented with per-step seeded
@@ -26,92 +31,74 @@ generators, so `--resume_from_checkpoint latest` ends exactly where an uninterru
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import shutil
 import sys
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from cliplit.errors import CLIPLITError, DataError, display_name, first_line
+from cliplit.errors import CLIPLITError, DataError, display_name
 from cliplit.imaging.codec import EIGHT_BIT_MAX, quantize
 from cliplit.model.architecture import AUTHOR_CHECKPOINT_SUFFIXES, NOREFLECT_PADDING, PUBLISHED_PADDING
+from cliplit.safety.outputs import write_text_atomically
 from cliplit.training.data import (
     ENHANCE_ZOOM_RANGE,
     PROMPT_ZOOM_RANGE,
+    BatchStreams,
     CenterCroppedImages,
     ResizedImages,
     dataset_sources,
     folder_source,
     random_augment,
-    stream_indices,
 )
 from cliplit.training.identity import DEFAULT_IDENTITY_MODEL, VIT_IDENTITY, require
 from cliplit.training.latent import LATENT_FILE, LatentPair
 from cliplit.training.prompts import PROMPT_FILE, PromptPair
 from cliplit.training.rave import RESIDUAL_FILE, normalized_mean, residual_and_threshold, save_residual, shift_residual
+from cliplit.training.schedule import (
+    CLIP_LOSS_WEIGHT,
+    DEFAULT_ROUNDS,
+    ENHANCE,
+    GUIDANCE,
+    GUIDANCES,
+    NETWORK,
+    PROMPT_INIT,
+    PROMPT_REFINE,
+    RAVE_LOSS_FACTOR,
+    RECONSTRUCTION,
+    SCHEDULE_FILE,
+    Stage,
+    TrainingSchedule,
+)
+from cliplit.training.state import (
+    ARGUMENTS_FILE,
+    Progress,
+    Snapshots,
+    find_checkpoint,
+    load_training_state,
+    save_arguments,
+    save_checkpoint,
+)
 
 logger = logging.getLogger("cliplit.train")
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-DEFAULT_ROUNDS = 3  # rounds (or RAVE guidance phases of --enhance_steps_per_round) when --max_train_steps is not given
 RECONSTRUCTION_LOSS_SCALE = 25.0  # the authors' scale of the identity loss while learning the identity
 MAX_RESULTS = 2  # the prompt refinement uses the results of the last two rounds
-STREAM_SEED_STRIDE = 1_000_003
 STEP_SEED_STRIDE = 7919
 RANK_SEED_STRIDE = 104_729
-STATE_JSON = "cliplit_training_state.json"
-STATE_TENSORS = "cliplit_training_state.safetensors"
-ARGS_FILE = "training_args.json"
-STREAMS = ("backlit_prompt", "welllit_prompt", "backlit_enhance")
 EMBEDDING_BATCH = 32  # images per batch when RAVE embeds the training sets
 TOKEN_BATCH = 1024  # tokens per batch when the shifted RAVE variant encodes the vocabulary
 
-GUIDANCES = ("prompts", "latent", "rave")
-# Learning rates of the guidance pair: the CLIP-LIT authors' for prompts, the RAVE authors' for the latent pair.
-PAIR_LEARNING_RATES = {"prompts": 5e-6, "latent": 5e-4}
-CLIP_LOSS_WEIGHT = 16 * 20  # w_clip of CLIP-LIT's enhancement loss (the authors' 16 x 20)
-RAVE_LOSS_FACTOR = 6  # RAVE weighs its guidance loss 6 x w_clip (train_rave.py)
 PAIR_FILES = {"prompts": PROMPT_FILE, "latent": LATENT_FILE}
 GUIDANCE_FILES = {**PAIR_FILES, "rave": RESIDUAL_FILE}
 GUIDANCE_NAMES = {"prompts": "CLIP-LIT (learned prompt pair)", "latent": "CLIP-LIT-Latent (learned latent pair)",
                   "rave": "RAVE (residual vector)"}
 TRAIN_EXIT_FAILURE = 2  # as argparse exits on a bad option
 TRAIN_PADDINGS = {"noreflect": NOREFLECT_PADDING, "reflect": PUBLISHED_PADDING}
-
-PROMPT_INIT, RECONSTRUCTION, ENHANCE, PROMPT_REFINE = "prompt_init", "reconstruction", "enhance", "prompt_refine"
-GUIDANCE, NETWORK = "guidance", "network"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of training: what trains, its length (an argument's name; None: until --max_train_steps),
-    the stage after it, and whether the phase's best state (lowest mean loss) carries into the next."""
-
-    name: str
-    trains: str
-    length: str | None
-    next: str | None
-    keeps_best: bool
-    round_ends: bool = False  # a new round starts after it
-
-
-PAIR_STAGES = {stage.name: stage for stage in (
-    Stage(PROMPT_INIT, GUIDANCE, "prompt_init_steps", RECONSTRUCTION, keeps_best=True),
-    Stage(RECONSTRUCTION, NETWORK, "reconstruction_steps", ENHANCE, keeps_best=False),
-    Stage(ENHANCE, NETWORK, "enhance_steps_per_round", PROMPT_REFINE, keeps_best=True),
-    Stage(PROMPT_REFINE, GUIDANCE, "prompt_steps_per_round", ENHANCE, keeps_best=True, round_ends=True),
-)}
-RAVE_STAGES = {stage.name: stage for stage in (
-    Stage(RECONSTRUCTION, NETWORK, "reconstruction_steps", ENHANCE, keeps_best=False),  # identity-only warm-up
-    Stage(ENHANCE, NETWORK, None, None, keeps_best=True),  # the guidance loss, to the end
-)}
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a CLIP-LIT enhancement model (CLIP-LIT, CLIP-LIT-Latent or RAVE guidance).")
@@ -219,10 +206,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--validation_inputs and --validation_targets go together")
     if args.rave_shift_tokens < 0 or (args.rave_shift_tokens and args.guidance != "rave"):
         parser.error("--rave_shift_tokens takes a count >= 0, with --guidance rave")
-    if args.prompt_learning_rate is None:
-        args.prompt_learning_rate = PAIR_LEARNING_RATES.get(args.guidance, 0.0)
-    if args.clip_loss_weight is None:
-        args.clip_loss_weight = CLIP_LOSS_WEIGHT * (RAVE_LOSS_FACTOR if args.guidance == "rave" else 1)
     check_numbers(parser, args)
     return args
 
@@ -236,10 +219,11 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if not (finite("learning_rate") and args.learning_rate > 0):
         bad("learning_rate", "a finite number > 0")
     needs_pair_rate = args.guidance != "rave"
-    if not (finite("prompt_learning_rate") and (args.prompt_learning_rate > 0 if needs_pair_rate else args.prompt_learning_rate >= 0)):
+    if args.prompt_learning_rate is not None and not (
+            finite("prompt_learning_rate") and (args.prompt_learning_rate > 0 if needs_pair_rate else args.prompt_learning_rate >= 0)):
         bad("prompt_learning_rate", "a finite number > 0" if needs_pair_rate else "a finite number >= 0")
     for name in ("weight_decay", "clip_loss_weight", "identity_loss_weight", "prompt_refine_loss_weight"):
-        if not (finite(name) and getattr(args, name) >= 0):
+        if getattr(args, name) is not None and not (finite(name) and getattr(args, name) >= 0):
             bad(name, "a finite number >= 0")
     for name in ("adam_beta1", "adam_beta2"):
         if not (finite(name) and 0 <= getattr(args, name) < 1):
@@ -257,144 +241,11 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         bad("checkpoints_total_limit", ">= 1")
 
 
-# ------------------------------------------------------------------------------------------ state
-@dataclass
-class Progress:
-    """Where training is: saved with each checkpoint (scalars as JSON, tensors as safetensors)."""
-
-    stage: str = PROMPT_INIT
-    round: int = 0
-    global_step: int = 0
-    phase_step: int = 0
-    stream_items: dict = field(default_factory=lambda: {name: 0 for name in STREAMS})
-    losses_since_check: list = field(default_factory=list)
-    best_value: float = math.inf
-    num_results: int = 0
-    rave_threshold: float | None = None
-    phase_extension: int = 0  # steps added to the running phase (--phase_extension_threshold)
-    last_loss: float = math.inf
-
-
-class Snapshots:
-    """Best states of the current phase, the stored enhanced results and RAVE's residual (tensors, CPU).
-
-    `best_model`: state dict of the enhancement network or None; `best_guidance`: the pair's embeddings
-    or None; `results`: list (oldest first, at most two) of uint8 tensors (N_backlit, 3, S, S), S = the
-    prompt resolution; `rave_residual`: (projection_dim,) or None.
-    """
-
-    def __init__(self):
-        self.best_model: dict[str, torch.Tensor] | None = None
-        self.best_guidance: torch.Tensor | None = None
-        self.results: list[torch.Tensor] = []
-        self.rave_residual: torch.Tensor | None = None
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {}
-        if self.best_model is not None:
-            out.update({f"best_model.{k}": v.contiguous() for k, v in self.best_model.items()})
-        if self.best_guidance is not None:
-            out["best_guidance"] = self.best_guidance.contiguous()
-        if self.rave_residual is not None:
-            out["rave_residual"] = self.rave_residual.contiguous()
-        for i, result in enumerate(self.results):
-            out[f"results.{i}"] = result.contiguous()
-        return out
-
-    def load_tensors(self, tensors: dict[str, torch.Tensor], num_results: int) -> None:
-        model = {k[len("best_model."):]: v for k, v in tensors.items() if k.startswith("best_model.")}
-        self.best_model = model or None
-        self.best_guidance = tensors.get("best_guidance")
-        self.rave_residual = tensors.get("rave_residual")
-        self.results = [tensors[f"results.{i}"] for i in range(num_results)]
-
-
-def save_training_state(accelerator, folder: Path, progress: Progress, snapshots: Snapshots) -> None:
-    """accelerate's state (models, optimizers, RNG, scaler) plus our progress and tensors."""
-    from safetensors.torch import save_file
-
-    accelerator.save_state(str(folder))
-    if accelerator.is_main_process:
-        (folder / STATE_JSON).write_text(json.dumps(asdict(progress), indent=1))
-        save_file(snapshots.tensors(), str(folder / STATE_TENSORS))
-    accelerator.wait_for_everyone()
-
-
-def load_training_state(accelerator, folder: Path, snapshots: Snapshots) -> Progress:
-    from safetensors.torch import load_file
-
-    for name in (STATE_JSON, STATE_TENSORS):
-        if not (folder / name).is_file():
-            raise DataError(f"{folder}: not a CLIP-LIT training checkpoint (no {name})")
-    try:
-        accelerator.load_state(str(folder))
-        progress = Progress(**json.loads((folder / STATE_JSON).read_text()))
-        snapshots.load_tensors(load_file(str(folder / STATE_TENSORS)), progress.num_results)
-    except Exception as error:  # noqa: BLE001 - accelerate, torch and safetensors fail in many ways on damaged files
-        raise DataError(f"{display_name(folder)}: damaged training checkpoint, cannot resume from it "
-                        f"({first_line(error)}); pass another --resume_from_checkpoint, or none") from None
-    return progress
-
-
-def find_checkpoint(output_dir: Path, spec: str) -> Path | None:
-    """'latest' -> the checkpoint-N folder with the largest N (None if none); otherwise the given path."""
-    if spec != "latest":
-        path = Path(spec)
-        if not path.is_dir():
-            path = output_dir / spec
-        if not path.is_dir():
-            raise DataError(f"{spec}: checkpoint folder not found")
-        return path
-    candidates = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(candidates, key=lambda p: int(p.name.split("-")[-1])) if candidates else None
-
-
-def prune_checkpoints(output_dir: Path, limit: int | None) -> None:
-    """Keep at most `limit - 1` checkpoints before a new one is written."""
-    if limit is None:
-        return
-    checkpoints = sorted(
-        (p for p in output_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-    )
-    for old in checkpoints[: max(0, len(checkpoints) - limit + 1)]:
-        logger.info("removing old checkpoint %s", old)
-        shutil.rmtree(old)
-
-
 # ------------------------------------------------------------------------------------------ helpers
 def step_generator(args, global_step: int, micro: int, rank: int) -> torch.Generator:
     """CPU generator for one micro-batch's augmentation: a pure function of (seed, step, micro-batch, rank)."""
     seed = args.seed + STEP_SEED_STRIDE * (global_step * args.gradient_accumulation_steps + micro) + RANK_SEED_STRIDE * rank
     return torch.Generator().manual_seed(seed)
-
-
-class Streams:
-    """Infinite, resumable batch streams (one per data use), loaded by DataLoader workers."""
-
-    def __init__(self, args, accelerator, datasets: dict[str, ResizedImages], per_process: dict[str, int], progress: Progress):
-        self.args, self.accelerator, self.datasets, self.per_process, self.progress = args, accelerator, datasets, per_process, progress
-        self.iterators: dict = {}
-
-    def next(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next batch of stream `name`: (float (B, 3, S, S) in [0, 1] on the device, long indices (B,))."""
-        per_process = self.per_process[name]
-        if name not in self.iterators or self.iterators[name][0] != per_process:
-            dataset = self.datasets[name]
-            sampler = stream_indices(
-                len(dataset),
-                seed=self.args.seed + STREAM_SEED_STRIDE * (STREAMS.index(name) + 1),
-                start_item=self.progress.stream_items[name],
-                global_batch=per_process * self.accelerator.num_processes,
-                rank=self.accelerator.process_index,
-                per_process=per_process,
-            )
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.args.dataloader_num_workers,
-                                pin_memory=self.accelerator.device.type == "cuda")
-            self.iterators[name] = (per_process, iter(loader))
-        pixels, indices = next(self.iterators[name][1])
-        self.progress.stream_items[name] += per_process * self.accelerator.num_processes
-        return pixels.to(self.accelerator.device, non_blocking=True).float() / EIGHT_BIT_MAX, indices
 
 
 def load_sources(args):
@@ -458,19 +309,19 @@ def load_clip(args, accelerator):
 # ------------------------------------------------------------------------------------------ training
 class Trainer:
     """
-    The run: models, optimizers, data streams and the stage machine (`self.stages`). `run()` steps
-    until --max_train_steps; `finish()` writes the output folder.
+    The run: models, optimizers, data streams and the stage machine (`schedule.stages`). `run()` steps
+    until the schedule's `max_train_steps`; `finish()` writes the output folder.
     """
 
-    def __init__(self, args, accelerator, log):
+    def __init__(self, args, schedule: TrainingSchedule, accelerator, log):
         from cliplit.model.configuration_cliplit import CLIPLITConfig
         from cliplit.model.loading import load_model
         from cliplit.model.modeling_cliplit import CLIPLITModel
         from cliplit.training.identity import ViTIdentity, load_identity_model
 
-        self.args, self.accelerator, self.log = args, accelerator, log
+        self.args, self.schedule, self.accelerator, self.log = args, schedule, accelerator, log
         self.output_dir = Path(args.output_dir)
-        self.stages = RAVE_STAGES if args.guidance == "rave" else PAIR_STAGES
+        self.stages = schedule.stages
 
         # ---- data (workers decode and resize only)
         self.backlit_source, self.welllit_source = load_sources(args)
@@ -493,7 +344,6 @@ class Trainer:
         if args.init_model is not None:
             model = load_model(args.init_model)
             model.set_padding(padding_mode, outer_padding_mode)
-            args.reconstruction_steps = 0
         else:
             model = CLIPLITModel(CLIPLITConfig(padding_mode=padding_mode, outer_padding_mode=outer_padding_mode))
             model.start_from_identity()
@@ -506,14 +356,11 @@ class Trainer:
         # ---- the guidance pair (prompts, latent) or nothing to train (rave)
         self.pair = None
         if args.guidance == "rave":
-            args.prompt_init_steps = 0
             model, optimizer = accelerator.prepare(model, optimizer)
         else:
             pair = load_initial_pair(args, self.guidance.to("cpu"), tokenizer)
             self.guidance.to(accelerator.device)
-            if args.init_prompts is not None:
-                args.prompt_init_steps = 0
-            pair_optimizer = torch.optim.Adam(pair.parameters(), lr=args.prompt_learning_rate,
+            pair_optimizer = torch.optim.Adam(pair.parameters(), lr=schedule.prompt_learning_rate,
                                               betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
                                               weight_decay=args.weight_decay)
             model, pair, optimizer, pair_optimizer = accelerator.prepare(model, pair, optimizer, pair_optimizer)
@@ -521,24 +368,19 @@ class Trainer:
             self.raw_pair = accelerator.unwrap_model(pair)
         self.model, self.optimizer = model, optimizer
         self.raw_model = accelerator.unwrap_model(model)
-        if args.max_train_steps is None:
-            per_round = args.enhance_steps_per_round + (0 if args.guidance == "rave" else args.prompt_steps_per_round)
-            args.max_train_steps = args.prompt_init_steps + args.reconstruction_steps + DEFAULT_ROUNDS * per_round
 
         # ---- where training is (resume)
-        self.progress, self.snapshots = Progress(), Snapshots()
+        self.progress, self.snapshots = Progress(stage=schedule.first_stage), Snapshots()
         if args.resume_from_checkpoint:
             folder = find_checkpoint(self.output_dir, args.resume_from_checkpoint)
             if folder is None:
                 log.info("no checkpoint to resume from: starting a new run", main_process_only=True)
             else:
                 log.info(f"resuming from {folder}", main_process_only=True)
-                self.progress = load_training_state(accelerator, folder, self.snapshots)
-        if self.progress.global_step == 0 and self.progress.stage == PROMPT_INIT and args.prompt_init_steps == 0:
-            self.progress.stage = RECONSTRUCTION
-        self.streams = Streams(args, accelerator, self.datasets,
-                               {"backlit_prompt": self.half, "welllit_prompt": self.half,
-                                "backlit_enhance": args.train_batch_size}, self.progress)
+                self.progress, self.snapshots = load_training_state(accelerator, folder)
+        self.streams = BatchStreams(self.datasets, {"backlit_prompt": self.half, "welllit_prompt": self.half,
+                                                    "backlit_enhance": args.train_batch_size},
+                                    self.progress.stream_items, accelerator, args.seed, args.dataloader_num_workers)
         if args.guidance == "rave" and self.snapshots.rave_residual is None:
             self.snapshots.rave_residual, self.progress.rave_threshold = self.rave_direction(tokenizer)
         self.text_embeds = None
@@ -636,7 +478,7 @@ class Trainer:
         else:
             l_guide = clip_enhancement_loss(cosine_logits(out_embeds.float(), self.text_embeds))
         l_id = identity_loss(out_identity, in_identity, IDENTITY_WEIGHTS)
-        loss = self.args.clip_loss_weight * l_guide + self.args.identity_loss_weight * l_id
+        loss = self.schedule.clip_loss_weight * l_guide + self.args.identity_loss_weight * l_id
         return loss, {"loss_guidance": l_guide.detach(), "loss_identity": l_id.detach()}
 
     def micro(self, stage: Stage, generator):
@@ -648,16 +490,17 @@ class Trainer:
 
     # ---- phases
     def phase_length(self, stage: Stage) -> float:
-        return math.inf if stage.length is None else getattr(self.args, stage.length) + self.progress.phase_extension
+        return self.schedule.steps_of(stage) + self.progress.phase_extension
 
     def extend_phase(self, stage: Stage) -> bool:
         """The authors' rule: an enhancement phase (after the reconstruction) whose last loss is above
         --phase_extension_threshold runs --phase_extension_steps more steps."""
-        if stage.name != ENHANCE or not self.progress.last_loss > self.args.phase_extension_threshold:
+        schedule = self.schedule
+        if stage.name != ENHANCE or not self.progress.last_loss > schedule.phase_extension_threshold:
             return False
-        self.progress.phase_extension += self.args.phase_extension_steps
+        self.progress.phase_extension += schedule.phase_extension_steps
         self.log.info(f"step {self.progress.global_step}: loss {self.progress.last_loss:.2f} above "
-                      f"{self.args.phase_extension_threshold:g}: enhancement phase extended by {self.args.phase_extension_steps} steps",
+                      f"{schedule.phase_extension_threshold:g}: enhancement phase extended by {schedule.phase_extension_steps} steps",
                       main_process_only=True)
         return True
 
@@ -719,7 +562,7 @@ class Trainer:
         """Every --best_check_steps steps keep the phase's state with the lowest mean loss."""
         progress = self.progress
         progress.losses_since_check.append(loss_value)
-        if progress.phase_step % self.args.best_check_steps != 0 or not stage.keeps_best:
+        if progress.phase_step % self.schedule.best_check_steps != 0 or not stage.keeps_best:
             return
         mean = sum(progress.losses_since_check) / len(progress.losses_since_check)
         progress.losses_since_check = []
@@ -781,8 +624,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         args, accelerator, progress = self.args, self.accelerator, self.progress
-        bar = tqdm(total=args.max_train_steps, initial=progress.global_step, disable=not accelerator.is_local_main_process)
-        while progress.global_step < args.max_train_steps:
+        max_train_steps = self.schedule.max_train_steps
+        bar = tqdm(total=max_train_steps, initial=progress.global_step, disable=not accelerator.is_local_main_process)
+        while progress.global_step < max_train_steps:
             stage = self.stages[progress.stage]
             if progress.phase_step >= self.phase_length(stage):
                 if not self.extend_phase(stage):
@@ -816,11 +660,7 @@ class Trainer:
             accelerator.log({f"{stage.name}/loss": mean_loss, **{f"{stage.name}/{k}": v.item() for k, v in extras.items()}},
                             step=progress.global_step)
             if progress.global_step % args.checkpointing_steps == 0:
-                folder = self.output_dir / f"checkpoint-{progress.global_step}"
-                if accelerator.is_main_process:
-                    prune_checkpoints(self.output_dir, args.checkpoints_total_limit)
-                accelerator.wait_for_everyone()
-                save_training_state(accelerator, folder, progress, self.snapshots)
+                folder = save_checkpoint(accelerator, self.output_dir, args.checkpoints_total_limit, progress, self.snapshots)
                 self.log.info(f"saved state to {folder}", main_process_only=True)
             if progress.global_step % args.validation_steps == 0:
                 self.log_validation()
@@ -828,7 +668,8 @@ class Trainer:
 
     def finish(self) -> None:
         """The best states of the running phase, then a from_pretrained folder configured for reflect padding,
-        what the guidance learned or computed, the arguments and a model card."""
+        what the guidance learned or computed and a model card (the arguments and the schedule are written
+        when the run starts)."""
         self.apply_best()
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
@@ -840,8 +681,8 @@ class Trainer:
             self.raw_pair.save(self.output_dir / PAIR_FILES[self.args.guidance])
         else:
             save_residual(self.output_dir / RESIDUAL_FILE, self.snapshots.rave_residual, self.progress.rave_threshold)
-        (self.output_dir / ARGS_FILE).write_text(json.dumps(vars(self.args), indent=1, default=str))
-        write_model_card(self.output_dir, self.args, self.progress, len(self.backlit_source), len(self.welllit_source))
+        write_model_card(self.output_dir, self.args, self.schedule, self.progress, len(self.backlit_source),
+                         len(self.welllit_source))
 
 
 def check_places(args) -> None:
@@ -873,6 +714,7 @@ def main(argv: list[str] | None = None) -> None:
     from cliplit.training.hub import prepare_hub_access
 
     args = parse_args(argv)
+    schedule = TrainingSchedule.from_arguments(args)
     require("accelerate")
     if args.identity_model != VIT_IDENTITY:
         require("open_clip")
@@ -897,6 +739,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        record_run(output_dir, args, schedule)
     repo_id = None
     if args.push_to_hub and accelerator.is_main_process:  # a bad token fails now, not after training
         from huggingface_hub import create_repo
@@ -906,9 +749,10 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as error:  # noqa: BLE001 - huggingface_hub raises many types
             raise CLIPLITError(f"--hub_model_id {args.hub_model_id}: cannot create the repository ({str(error).splitlines()[0]})") from None
     set_seed(args.seed)
-    trainer = Trainer(args, accelerator, log)
+    trainer = Trainer(args, schedule, accelerator, log)
     if report_to is not None:
-        config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
+        recorded = {**vars(args), **{f"schedule.{k}": v for k, v in schedule.as_dict().items()}}
+        config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in recorded.items()}
         accelerator.init_trackers("cliplit", config=config)
     trainer.run()
     trainer.finish()
@@ -920,8 +764,16 @@ def main(argv: list[str] | None = None) -> None:
     accelerator.end_training()
 
 
-def write_model_card(output_dir: Path, args, progress: Progress, num_backlit: int, num_welllit: int) -> None:
-    """A README.md model card describing the run."""
+def record_run(output_dir: Path, args: argparse.Namespace, schedule: TrainingSchedule) -> None:
+    """The arguments as typed (`training_args.json`) and the schedule the run follows (`training_schedule.json`)."""
+    save_arguments(output_dir, vars(args))
+    schedule.save(output_dir)
+
+
+def write_model_card(output_dir: Path, args, schedule: TrainingSchedule, progress: Progress, num_backlit: int,
+                     num_welllit: int) -> None:
+    """A README.md model card describing the run (its stage lengths and loss weights as followed: the schedule)."""
+    guidance_rate = "none (nothing learned)" if schedule.prompt_learning_rate is None else schedule.prompt_learning_rate
     card = f"""---
 library_name: transformers
 tags:
@@ -938,15 +790,17 @@ from {num_backlit} backlit and {num_welllit} well-lit images (the network of CLI
 Learning for Unsupervised Backlit Image Enhancement", Liang et al., ICCV 2023).
 
 - guidance CLIP: `{args.clip_model}`; identity features: `{args.identity_model}`
-- steps: {progress.global_step} (guidance initialization {args.prompt_init_steps}, reconstruction
-  {args.reconstruction_steps}, enhancement phases of {args.enhance_steps_per_round} steps; ended in stage
-  `{progress.stage}` of round {progress.round})
+- steps: {progress.global_step} of {schedule.max_train_steps} (guidance initialization {schedule.prompt_init_steps},
+  reconstruction {schedule.reconstruction_steps}, enhancement phases of {schedule.enhance_steps_per_round} steps,
+  guidance refinement phases of {schedule.prompt_steps_per_round} steps; ended in stage `{progress.stage}` of round
+  {progress.round})
 - trained as the `{args.train_padding_mode}` network; saved configured for reflect padding
 - initial model: `{args.init_model}`; initial pair: `{args.init_prompts}`
-- loss weights: guidance {args.clip_loss_weight}, identity {args.identity_loss_weight}
+- learning rates: network {args.learning_rate}, guidance {guidance_rate}
+- loss weights: guidance {schedule.clip_loss_weight}, identity {args.identity_loss_weight}
 
-`{GUIDANCE_FILES[args.guidance]}` holds what the guidance learned or computed and `{ARGS_FILE}` the
-training arguments.
+`{GUIDANCE_FILES[args.guidance]}` holds what the guidance learned or computed, `{ARGUMENTS_FILE}` the
+training arguments as typed and `{SCHEDULE_FILE}` the schedule they gave.
 
 ```python
 from PIL import Image
@@ -956,7 +810,7 @@ model = cliplit.CLIPLITModel.from_pretrained("{args.hub_model_id or output_dir}"
 cliplit.enhance(model, Image.open("backlit.jpg")).save("enhanced.png")
 ```
 """
-    (output_dir / "README.md").write_text(card)
+    write_text_atomically(output_dir / "README.md", card)
 
 
 if __name__ == "__main__":

@@ -347,7 +347,7 @@ def denoise_tiled(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan, tile:
     height, width = gain.shape
     if not tile or tile >= max(height, width):
         return denoise_region(pixels, gain, plan)
-    from .tiling import balanced_tile
+    from .tiles import balanced_tile
 
     halo = plan.halo
     output = np.empty_like(pixels)

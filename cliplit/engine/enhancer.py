@@ -1,31 +1,31 @@
 """The inference engine's one object: `Enhancer`, built once with its settings, then called per image
 (as Real-ESRGAN's `RealESRGANer`). The network knows nothing of it.
 
-    enhancer = Enhancer(model, mode="fast", precision="fp32", tile_size=None)
+    enhancer = Enhancer(model, mode="fast")                          # or Enhancer(model, EngineSettings(...))
     enhanced = enhancer.enhance(Image.open("backlit.jpg"))          # a PIL image
 
-Settings:
+The settings are one frozen `cliplit.engine.settings.EngineSettings` (mode, strength, tile size, precision,
+device, denoise, compile, fast-mode factor, buffers), checked when built; `EnhancerCache` keeps one engine
+per settings for a model (what the app and the integrations use).
 
-- `mode`: "exact" (default) is the published network, the same pixels (within one 8-bit level) as
-  the authors' fp32 evaluation, whole image in one pass when it fits the memory available, else in
-  exact overlapping tiles (`cliplit.engine.tiling`); "fast" runs the scale-matched network at
-  1/`fast_downscale` resolution and upsamples its map bicubically (`cliplit.engine.fast`).
-- `strength`: exponent of the illumination map (0: unchanged, 1: published result); default the
-  model's `config.default_strength`; `enhance(image, strength=...)` overrides it per image.
-- `tile_size`: None chooses from the image size and the free memory; 0 forces one whole-image pass;
-  n >= `settings.MIN_TILE_SIZE` uses exact tiles of n x n output pixels (in fast mode, of the low-resolution pass).
-- `precision`: "fp32" (default, the exact one), "fp16" or "bf16" (for GPUs; bf16 also on CPUs with AMX,
-  within about 2 levels: docs/engine.md), or a torch dtype.
-- `denoise`: "off" (default: the published pixels), "auto" or a noise level S in 8-bit levels: clean
-  the noise and JPEG blocks that the gain amplifies, in proportion to it (`cliplit.engine.denoise`,
-  docs/denoise.md); the illumination map stays the network's.
-- `device`: where the network runs (default: where the model is); `compile`: `torch.compile` it;
-  `keep_workspace`: keep the CPU activation buffers from one image to the next (see `Runtime`).
+The path of one image, each engine module visited once:
+
+1. `Enhancer.enhance` decodes it (`cliplit.imaging.codec`) into (H, W, 3) floats in [0, 1];
+2. `Enhancer.illumination` runs the network: in fast mode `cliplit.engine.fast` downscales the image and
+   picks the scale-matched runtime; `cliplit.engine.passes.exact_illumination` chooses the whole pass or
+   exact tiles (`cliplit.engine.memory`, `cliplit.engine.tiles`) and drives the runtime
+   (`cliplit.engine.runtime`, on the CPU `cliplit.engine.fused_cpu`) with the pyramid context math
+   (`cliplit.engine.pyramid`); fast mode brings the map back to full resolution bicubically;
+3. `Enhancer._apply` cleans the pixels the gain would amplify when `denoise` is on (`cliplit.engine.denoise`)
+   and divides them by the map (`cliplit.model.network.apply_illumination`);
+4. `Enhancer.enhance` encodes the result with the input's alpha, bit depth and grayscale-ness.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -34,32 +34,30 @@ from ..imaging.codec import DecodedImage, decode_image, encode_array, encode_pil
 from ..model.architecture import check_strength, resolve_strength
 from ..model.network import apply_illumination
 from .denoise import DenoisePlan, denoised_input
-from .fast import estimate_fast
+from .fast import ScaleMatchedRuntimes, estimate_fast
+from .memory import auto_tile_size
+from .passes import exact_illumination, whole_pass
 from .runtime import Runtime
-from .settings import DEFAULT_MODE, DENOISE_OFF, FAST_DOWNSCALE, check_denoise, check_settings
-from .tiling import auto_tile_size, estimate_tiled
+from .settings import DENOISE_OFF, EngineSettings, check_denoise, engine_settings
 
 OUTPUT_TYPES = ("pil", "np", "pt")
-COMPILED_TILE_SIZE = 512  # default tile of a compiled runtime: every image reuses one compiled shape
 MIN_IMAGE_SIDE = 2
+CACHED_ENGINES = 4  # engines an `EnhancerCache` keeps (the least recently used is dropped)
 
 
 class Enhancer:
     """
-    A CLIP-LIT model (`CLIPLITModel` or `CLIPLITNetwork`) prepared once with the engine's settings (see
-    the module docstring); `enhance(image)` per image. Thread-safe: concurrent images get separate buffers.
+    A CLIP-LIT model (`CLIPLITModel` or `CLIPLITNetwork`) prepared once with `settings` (an `EngineSettings`;
+    keyword arguments change its fields: `Enhancer(model, mode="fast")`); `enhance(image)` per image.
+    Thread-safe: concurrent images get separate buffers.
     """
 
-    def __init__(self, model, *, mode: str = DEFAULT_MODE, strength: float | None = None, tile_size: int | None = None,
-                 precision=None, device=None, compile: bool = False, fast_downscale: float = FAST_DOWNSCALE,
-                 keep_workspace: bool = True, denoise=DENOISE_OFF):
-        check_settings(mode, tile_size, fast_downscale, strength)
-        self.denoise = check_denoise(denoise)
-        self.mode = mode
-        self.tile_size = tile_size
-        self.fast_downscale = float(fast_downscale)
-        self.strength = resolve_strength(model.config, strength)
-        self.runtime = Runtime(model, device=device, dtype=precision, compile=compile, keep_workspace=keep_workspace)
+    def __init__(self, model, settings: EngineSettings | None = None, **changes):
+        self.settings = engine_settings(settings, **changes)
+        self.strength = resolve_strength(model.config, self.settings.strength)
+        self.runtime = Runtime(model, device=self.settings.device, dtype=self.settings.precision,
+                               compile=self.settings.compile, keep_workspace=self.settings.keep_workspace)
+        self._scale_matched = ScaleMatchedRuntimes(self.runtime)
 
     @property
     def device(self) -> torch.device:
@@ -79,24 +77,16 @@ class Enhancer:
             raise ValueError(f"pixel_values must have shape (1, 3, H, W), got {tuple(pixel_values.shape)}")
         if min(pixel_values.shape[-2:]) < MIN_IMAGE_SIDE:
             raise ValueError(f"the image must be at least 2x2 pixels, got {tuple(pixel_values.shape[-2:])}")
+        settings = self.settings
         with torch.inference_mode():
-            if self.mode == "fast":
-                illumination = estimate_fast(self.runtime, pixel_values, self.fast_downscale, estimate_low=self._exact)
+            if settings.mode == "fast":
+                illumination = estimate_fast(self._scale_matched, pixel_values, settings.fast_downscale, self._exact)
             else:
                 illumination = self._exact(self.runtime, pixel_values)
         return illumination.float().to(pixel_values.device)
 
     def _exact(self, runtime: Runtime, pixels: torch.Tensor) -> torch.Tensor:
-        height, width = pixels.shape[-2:]
-        tile = self.tile_size
-        if tile is None:
-            halo = runtime.encoder_radius + runtime.decoder_radius
-            tile = auto_tile_size(height, width, runtime.device, runtime.dtype, halo=halo)
-            if runtime.compiled:  # one tile shape: compiled once, not once per image size
-                tile = min(tile or COMPILED_TILE_SIZE, COMPILED_TILE_SIZE)
-        if not tile or tile >= max(height, width):
-            return runtime.whole(pixels).float()
-        return estimate_tiled(runtime, pixels, tile)
+        return exact_illumination(runtime, pixels, self.settings.tile_size)
 
     # ------------------------------------------------------------------------------------ images
     def enhance_decoded(self, image: DecodedImage, strength: float | None = None, denoise=None) -> tuple[DecodedImage, np.ndarray]:
@@ -119,19 +109,19 @@ class Enhancer:
             return [self.enhance_decoded(image, strength, denoise)[0] for image in images]
         strength = self.strength if strength is None else check_strength(strength)
         batch = torch.from_numpy(np.stack([image.pixels for image in images])).permute(0, 3, 1, 2)
-        with torch.inference_mode():
-            maps = self.runtime.whole(batch).float().to(batch.device)
+        maps = whole_pass(self.runtime, batch).float().to(batch.device)
         return [self._apply(image, batch[i : i + 1], maps[i : i + 1], strength, denoise)[0] for i, image in enumerate(images)]
 
     def _batches(self, images: list[DecodedImage]) -> bool:
         """Whether `enhance_frames` runs `images` as one batch: more than one, one size, exact mode, the
         eager path (the fused CPU pass is for one image), and the batch fits in memory as one pass."""
-        if len(images) < 2 or self.mode != "exact" or self.runtime.fused is not None or self.runtime.compiled:
+        if len(images) < 2 or self.settings.mode != "exact" or self.runtime.fused is not None or self.runtime.compiled:
             return False
         height, width = images[0].pixels.shape[:2]
         if any(image.pixels.shape != images[0].pixels.shape for image in images) or min(height, width) < MIN_IMAGE_SIDE:
             return False
-        if self.tile_size is not None and self.tile_size < max(height, width):
+        tile = self.settings.tile_size
+        if tile is not None and tile < max(height, width):
             return False
         runtime = self.runtime
         halo = runtime.encoder_radius + runtime.decoder_radius
@@ -141,11 +131,12 @@ class Enhancer:
                strength: float, denoise=None) -> tuple[DecodedImage, np.ndarray]:
         """`image` divided by its map `illumination` (1, 1, H, W) (`pixel_values`: its pixels, (1, 3, H, W)),
         cleaned first when `denoise` (None: the engine's setting) is on. Returns the enhanced image and the map as (H, W) float32."""
-        denoise = self.denoise if denoise is None else denoise if isinstance(denoise, DenoisePlan) else check_denoise(denoise)
+        settings = self.settings
+        denoise = settings.denoise if denoise is None else denoise if isinstance(denoise, DenoisePlan) else check_denoise(denoise)
         plan = None
         if denoise != DENOISE_OFF:  # the map stays the network's: only the divided pixels are cleaned
             cleaned, plan = denoised_input(image.pixels, illumination[0, 0].numpy(), strength, denoise, image.jpeg,
-                                           self.tile_size)
+                                           settings.tile_size)
             pixel_values = torch.from_numpy(cleaned).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             enhanced = apply_illumination(pixel_values, illumination, strength)
@@ -170,10 +161,34 @@ class Enhancer:
         return encode_pil(enhanced)
 
 
+class EnhancerCache:
+    """
+    The engines of one model, one per `EngineSettings`, each built on first use (`get(settings)`) and kept
+    (the `size` most recently used). Thread-safe. What a front end with several settings uses (the app's
+    exact and fast engines, the ComfyUI nodes, spandrel's descriptor).
+    """
+
+    def __init__(self, model, size: int = CACHED_ENGINES):
+        self.model = model
+        self.size = size
+        self._engines: OrderedDict[EngineSettings, Enhancer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, settings: EngineSettings | None = None, **changes) -> Enhancer:
+        """The engine for `settings` (with `changes`), built now if it is not kept."""
+        settings = engine_settings(settings, **changes)
+        with self._lock:
+            engine = self._engines.pop(settings, None) or Enhancer(self.model, settings)
+            self._engines[settings] = engine  # most recently used last
+            while len(self._engines) > self.size:
+                self._engines.popitem(last=False)
+            return engine
+
+
 def enhance(model, image, strength: float | None = None, output_type: str = "pil", **settings):
     """One-line convenience: `Enhancer(model, **settings).enhance(image, strength, output_type)`.
     To enhance many images, build one `Enhancer` and reuse it."""
     return Enhancer(model, **settings).enhance(image, strength, output_type)
 
 
-__all__ = ["COMPILED_TILE_SIZE", "Enhancer", "enhance"]
+__all__ = ["Enhancer", "EnhancerCache", "enhance"]

@@ -25,15 +25,18 @@ pointwise layers need no change. The map is smooth at this scale, so it is broug
 from __future__ import annotations
 
 import copy
+import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..model.network import KERNEL_SIZE
-from .settings import FAST_DOWNSCALE
+from .runtime import Runtime
 
 MIN_LOW_RES_SIDE = 16  # never run the network on fewer pixels than this per side
+SCALE_DECIMALS = 2  # downscaling factors are rounded to this many decimals ...
+SCALE_MATCHED_KEPT = 4  # ... and this many scale-matched runtimes are kept per engine
 TAP_OFFSETS = (-1.0, 0.0, 1.0)  # offsets of a 3x3 kernel's taps along one axis
 # Fidelity floor of fast mode (defaults above) against exact mode on the reference photos, 8-bit
 # output PSNR (figures: docs/fast-mode.md), asserted by the tests.
@@ -76,24 +79,53 @@ def low_resolution_size(height: int, width: int, downscale: float) -> tuple[int,
     )
 
 
-def estimate_fast(runtime, pixels: torch.Tensor, downscale: float = FAST_DOWNSCALE, estimate_low=None) -> torch.Tensor:
+class ScaleMatchedRuntimes:
+    """
+    `runtime` and its copies for images downscaled by `scale_y` x `scale_x` (`get`): the same settings, the
+    model's 3x3 kernels scale-matched (`scale_matched_copy`), the kept buffers shared. Scales are rounded to
+    `SCALE_DECIMALS` decimals and the last `SCALE_MATCHED_KEPT` copies are kept, so a batch of photos builds
+    (and, with `compile`, compiles) one per distinct pair of factors. Thread-safe.
+    """
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._matched: dict[tuple[float, float], Runtime] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scale_y: float, scale_x: float) -> Runtime:
+        key = (round(scale_y, SCALE_DECIMALS), round(scale_x, SCALE_DECIMALS))
+        if key == (1.0, 1.0):
+            return self.runtime
+        with self._lock:
+            matched = self._matched.pop(key, None)
+            if matched is None:
+                base = self.runtime
+                matched = Runtime(scale_matched_copy(base.model, *key), base.device, base.dtype, base.channels_last,
+                                  base.compiled, workspaces=base.workspaces)
+            self._matched[key] = matched  # most recently used last
+            while len(self._matched) > SCALE_MATCHED_KEPT:
+                self._matched.pop(next(iter(self._matched)))
+            return matched
+
+
+def estimate_fast(runtimes: ScaleMatchedRuntimes, pixels: torch.Tensor, downscale: float, estimate_low) -> torch.Tensor:
     """
     Fast-mode illumination: `pixels` (1, 3, H, W) in [0, 1] -> (1, 1, H, W) float32 on the device of
-    `pixels`. `estimate_low(runtime, low_pixels)` computes the low-resolution map with the scale-matched
-    runtime it is given (default: one whole-image pass).
+    `pixels`. `estimate_low(runtime, low_pixels)` computes the low-resolution map (1, 1, h, w) with the
+    scale-matched runtime it is given (`cliplit.engine.passes.exact_illumination`).
     """
     if not downscale >= 1:
         raise ValueError(f"fast-mode downscale must be >= 1, got {downscale}")
-    estimate_low = estimate_low or (lambda rt, x: rt.whole(x))
+    runtime = runtimes.runtime
     height, width = pixels.shape[-2:]
     low_size = low_resolution_size(height, width, downscale)
     if low_size == (height, width):
         return estimate_low(runtime, pixels).float().to(pixels.device)
     pixels_low = F.interpolate(pixels.to(runtime.device, torch.float32), size=low_size, mode="area")
-    matched = runtime.scale_matched(height / low_size[0], width / low_size[1])
+    matched = runtimes.get(height / low_size[0], width / low_size[1])
     low = estimate_low(matched, pixels_low).float()
     illumination = F.interpolate(low, size=(height, width), mode="bicubic", align_corners=False)
     return illumination.clamp_min_(runtime.config.illumination_floor).to(pixels.device)
 
 
-__all__ = ["estimate_fast", "FAST_PSNR_FLOOR_DB", "scale_matched_copy", "scale_matched_kernel"]
+__all__ = ["FAST_PSNR_FLOOR_DB", "ScaleMatchedRuntimes", "estimate_fast", "scale_matched_copy", "scale_matched_kernel"]

@@ -27,12 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.network import KERNEL_SIZE
-from .tiling import Box, interpolation_matrix
+from .pyramid import Box, interpolation_matrix
 
 KERNEL_PADDING = [1, 1]
 UNIT = [1, 1]
 SINGLE_GROUP = 1
-CHANNELS_LAST = torch.channels_last
 MAIN, INNER, FUSED = "main", "inner", "fused"  # the workspace's storages (see `Workspace`)
 
 
@@ -123,7 +122,7 @@ class CLIPLITFusedCPU:
         hidden = config.hidden_size
         fuse_weight = pyramid.fuse_conv.weight
         # fuse conv = conv over the features (first `hidden` input channels) + conv over the context maps
-        self.fuse_features_weight = fuse_weight[:, :hidden].contiguous(memory_format=CHANNELS_LAST)
+        self.fuse_features_weight = fuse_weight[:, :hidden].contiguous(memory_format=torch.channels_last)
         self.fuse_context_weights = [
             fuse_weight[:, hidden + k * config.pyramid_reduction_size : hidden + (k + 1) * config.pyramid_reduction_size]
             .double()
@@ -225,5 +224,5 @@ class CLIPLITFusedCPU:
         hidden = self.conv3x3(wide, model.reduce, workspace.buffer(FUSED, config.hidden_size, h, w))
         hidden = self._residual_blocks(hidden, model.decoder_blocks, workspace.buffer(INNER, config.hidden_size, h, w))
         head = model.illumination_head
-        illumination = torch.empty((1, head.out_channels, h, w), memory_format=CHANNELS_LAST)
+        illumination = torch.empty((1, head.out_channels, h, w), memory_format=torch.channels_last)
         return self.conv3x3(hidden, head, illumination).clamp_min_(self.floor)

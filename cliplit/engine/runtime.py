@@ -19,44 +19,28 @@ import torch
 
 from ..errors import SettingsError
 from ..model.network import as_network, sanitize_pixels
-from . import fused_cpu
-from .fast import scale_matched_copy
-from .settings import PRECISION_NAMES
-from .tiling import Box, average_pooled, upsample_context
+from .fused_cpu import CLIPLITFusedCPU, Workspace, fused_cpu_supported
+from .pyramid import Box, upsample_context
+from .settings import AUTO_DEVICE, PRECISION_NAMES, check_device, check_precision
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
-CHANNELS_LAST = torch.channels_last
 THP_ENV_VAR = "THP_MEM_ALLOC_ENABLE"  # read by PyTorch's CPU allocator at its first allocation >= 2 MB
 COMPILE_OPTIONS = {"freezing": True}  # inductor: fold weights as constants, prepack oneDNN weights
-SCALE_DECIMALS = 2  # fast mode: downscaling factors are rounded to this many decimals ...
-SCALE_MATCHED_KEPT = 4  # ... and this many scale-matched runtimes are kept per runtime
 
 
 def resolve_dtype(dtype) -> torch.dtype:
     """None, a torch dtype, or "fp32" / "fp16" / "bf16" -> a torch floating dtype (None is fp32)."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        if dtype not in PRECISIONS.values():
-            raise SettingsError(f"precision must be float32, float16 or bfloat16, got {dtype}")
-        return dtype
-    if str(dtype) not in PRECISIONS:
-        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
-    return PRECISIONS[str(dtype)]
+    return PRECISIONS[check_precision(dtype)]
 
 
 def resolve_device(device=None) -> torch.device:
     """None or 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or a torch device."""
-    if device is None or device == "auto":
+    device = check_device(device)
+    if device is None or device == AUTO_DEVICE:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise SettingsError(f"device {device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+    resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise SettingsError(f"device {device}: CUDA is not available on this machine (use cpu or auto)")
-    if resolved.type not in ("cpu", "cuda"):
-        raise SettingsError(f"device {device!r}: only cpu and cuda are supported")
     return resolved
 
 
@@ -98,14 +82,14 @@ class WorkspacePool:
 
     def __init__(self, keep: bool = True):
         self.keep = keep
-        self._kept: fused_cpu.Workspace | None = None
+        self._kept: Workspace | None = None
         self._lock = threading.Lock()
 
     @contextmanager
     def borrow(self):
         with self._lock:
             workspace, self._kept = self._kept, None
-        workspace = workspace or fused_cpu.Workspace()
+        workspace = workspace or Workspace()
         try:
             yield workspace
         finally:
@@ -114,7 +98,7 @@ class WorkspacePool:
                     self._kept = self._kept or workspace
 
     @property
-    def kept(self) -> fused_cpu.Workspace | None:
+    def kept(self) -> Workspace | None:
         return self._kept
 
     def release(self) -> None:
@@ -126,12 +110,12 @@ class Runtime:
     """
     A network (`CLIPLITModel` or `CLIPLITNetwork`) ready for inference on `device` in `dtype`.
 
-    Methods take and return tensors on `device`:
-    - `whole(pixels)`: (1, 3, H, W) -> illumination (1, 1, H, W), the forward pass on the whole image;
-    - `encode(pixels, workspace)`: (1, 3, h, w) -> features (1, hidden, h, w);
+    It runs the network's parts; the passes over an image (`cliplit.engine.passes`, whose `PassRuntime`
+    it implements) call them. Methods take and return tensors on `device`:
+    - `encode(pixels, workspace)`: (N, 3, h, w) -> features (N, hidden, h, w);
     - `fuse_decode(features, grids, box, height, width, workspace)`: the features of the pixels in
-      `box` of a height x width image and the projected pyramid context (one (1, reduction, bin, bin)
-      grid per bin, see `project_context`) -> illumination (1, 1, h, w).
+      `box` of a height x width image and the projected pyramid context (one (N, reduction, bin, bin)
+      grid per bin, `cliplit.engine.pyramid.project`) -> illumination (N, 1, h, w).
 
     `workspace` (`with runtime.workspace() as workspace:`, one per image) holds the activations of the
     fused CPU pass (`cliplit.engine.fused_cpu`); the features `encode` returns may live in it and are then
@@ -152,21 +136,21 @@ class Runtime:
         self.compiled = bool(compile)
         model = as_network(model).to(self.device, self.dtype).eval()
         if channels_last:
-            model = model.to(memory_format=CHANNELS_LAST)
+            model = model.to(memory_format=torch.channels_last)
         for p in model.parameters():
             p.requires_grad_(False)
         self.model = model
         self.config = model.config
+        self.pyramid_pooling = model.pyramid_pooling
+        self.illumination_channels = model.config.illumination_channels
         self.bins = tuple(model.pyramid_pooling.bins)
         self.encoder_radius = model.encoder_radius  # receptive fields, for exact tiles
         self.decoder_radius = model.decoder_radius
-        use_fused = not self.compiled and fused_cpu.fused_cpu_supported(model, self.device, self.dtype, channels_last)
-        self.fused = fused_cpu.CLIPLITFusedCPU(model) if use_fused else None
+        use_fused = not self.compiled and fused_cpu_supported(model, self.device, self.dtype, channels_last)
+        self.fused = CLIPLITFusedCPU(model) if use_fused else None
         self._encode = model.encode
         self._fuse_decode_maps = self._fuse_decode_eager
-        self._workspaces = workspaces or WorkspacePool(keep_workspace)
-        self._scale_matched: dict[tuple[float, float], Runtime] = {}
-        self._scale_matched_lock = threading.Lock()
+        self.workspaces = workspaces or WorkspacePool(keep_workspace)  # shared with scale-matched copies
         if self.compiled:
             self._encode = torch.compile(self._encode, options=COMPILE_OPTIONS, dynamic=False)
             self._fuse_decode_maps = torch.compile(self._fuse_decode_maps, options=COMPILE_OPTIONS, dynamic=False)
@@ -183,73 +167,33 @@ class Runtime:
         if self.fused is None:
             yield None
             return
-        with self._workspaces.borrow() as workspace:
+        with self.workspaces.borrow() as workspace:
             yield workspace
 
     def release_workspace(self) -> None:
         """Free the buffers kept from the last image."""
-        self._workspaces.release()
-
-    def scale_matched(self, scale_y: float, scale_x: float) -> "Runtime":
-        """
-        This runtime for images downscaled by `scale_y` x `scale_x`: the same settings, the model's 3x3
-        kernels scale-matched (`cliplit.engine.fast.scale_matched_copy`), the kept buffers shared. Scales are
-        rounded to `SCALE_DECIMALS` decimals, and the last `SCALE_MATCHED_KEPT` runtimes are kept, so a
-        batch of photos builds (and, with `compile`, compiles) one per distinct pair of factors.
-        """
-        key = (round(scale_y, SCALE_DECIMALS), round(scale_x, SCALE_DECIMALS))
-        if key == (1.0, 1.0):
-            return self
-        with self._scale_matched_lock:
-            matched = self._scale_matched.pop(key, None)
-            if matched is None:
-                model = scale_matched_copy(self.model, *key)
-                matched = Runtime(model, self.device, self.dtype, self.channels_last, self.compiled,
-                                  workspaces=self._workspaces)
-            self._scale_matched[key] = matched  # most recently used last
-            while len(self._scale_matched) > SCALE_MATCHED_KEPT:
-                self._scale_matched.pop(next(iter(self._scale_matched)))
-            return matched
+        self.workspaces.release()
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) on any device -> on this runtime's device and dtype, channels-last if enabled."""
         pixels = sanitize_pixels(pixels.to(self.device, self.dtype))
-        return pixels.contiguous(memory_format=CHANNELS_LAST) if self.channels_last else pixels.contiguous()
+        return pixels.contiguous(memory_format=torch.channels_last) if self.channels_last else pixels.contiguous()
 
-    def whole(self, pixels: torch.Tensor) -> torch.Tensor:
-        """
-        The forward pass on the whole image, as one tile covering it: encode, pool the whole feature map
-        (`average_pooled`: float64 sums, as the tiled pass 1), fuse and decode. `pixels`: (1, 3, H, W); on
-        the eager path (not the fused CPU pass) also a batch (N, 3, H, W) of images of one size, each
-        pooled on its own: the same maps as N single passes, in one pass on the device.
-        """
-        height, width = pixels.shape[-2:]
-        with torch.inference_mode(), self.workspace() as workspace:
-            features = self.encode(pixels, workspace)
-            grids = self.project_context(average_pooled(features, self.bins))
-            return self.fuse_decode(features, grids, Box(0, 0, height, width), height, width, workspace)
-
-    def encode(self, pixels: torch.Tensor, workspace: fused_cpu.Workspace | None = None) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
         with torch.inference_mode():
             if self.fused is not None:
-                return self.fused.encode(self.prepare(pixels), workspace or fused_cpu.Workspace())
+                return self.fused.encode(self.prepare(pixels), workspace or Workspace())
             return self._encode(self.prepare(pixels))
 
     def fuse_decode(self, features: torch.Tensor, grids: list[torch.Tensor], box: Box, height: int, width: int,
-                    workspace: fused_cpu.Workspace | None = None) -> torch.Tensor:
+                    workspace: Workspace | None = None) -> torch.Tensor:
         with torch.inference_mode():
             if self.fused is not None:
-                return self.fused.fuse_decode(features, grids, box, height, width, workspace or fused_cpu.Workspace())
+                return self.fused.fuse_decode(features, grids, box, height, width, workspace or Workspace())
             context = [c.to(self.dtype) for c in upsample_context(grids, box, height, width)]
             if self.channels_last:
-                context = [c.contiguous(memory_format=CHANNELS_LAST) for c in context]
+                context = [c.contiguous(memory_format=torch.channels_last) for c in context]
             return self._fuse_decode_maps(features, context)
-
-    def project_context(self, pooled: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Average-pooled grids (1, hidden, bin, bin) -> projected grids (1, reduction, bin, bin), float32."""
-        with torch.inference_mode():
-            stages = self.model.pyramid_pooling.context_from_pooled([p.to(self.device, self.dtype) for p in pooled])
-            return [grid.float() for grid in stages]
 
 
 __all__ = ["Runtime", "WorkspacePool", "PRECISIONS", "resolve_device", "resolve_dtype", "configure_cpu", "physical_cores"]

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import encode_array, quantize
 from ..imaging.files import image_extensions, read_image
-from ..safety.outputs import partial_path
+from ..safety.outputs import write_text_atomically
 from ..safety.reading import walk_files
 from .metrics import FID, LPIPS, ImageTooSmall, MetricUnavailable, psnr, ssim
 
@@ -231,18 +230,8 @@ def write_reports(output_dir: Path, scores: dict[str, Scores], summary: dict, me
     for method, result in scores.items():
         for image, values in result.values.items():
             writer.writerow([method, image, *(repr(values[m]) if m in values else "" for m in per_image)])
-    _write_atomically(output_dir / PER_IMAGE_FILE, rows.getvalue())
-    _write_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=1, allow_nan=False) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = partial_path(path)
-    try:
-        with open(partial, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_text_atomically(output_dir / PER_IMAGE_FILE, rows.getvalue())
+    write_text_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=1, allow_nan=False) + "\n")
 
 
 __all__ = ["Method", "Scores", "StemIndex", "evaluate", "image_keys", "index_by_stem", "summarize", "table", "write_reports"]

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, display_name
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .codec import DecodedImage, decode_array, decode_pil
 from .formats import (
@@ -35,7 +36,6 @@ EXIF_ORIENTATION_TAG = 0x0112
 SIXTEEN_BIT_RAWMODE_MARK = ";16"
 COLOR_MODES = ("RGB", "RGBA")
 OUTPUT_SUFFIX = ".png"
-PARTIAL_MARK = ".partial"
 PIXELS_PER_MEGAPIXEL = 1_000_000
 
 
@@ -127,14 +127,9 @@ def write_image(path: str | os.PathLike, image: DecodedImage, options: OutputOpt
     (`options`: quality, --strip-metadata, --color-space), atomically: into a temporary file beside
     `path`, then renamed over it.
     """
-    path = Path(path)
-    format = format_of_path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{FORMAT_SUFFIXES[format]}")
-    try:
+    format = format_of_path(Path(path))
+    with atomic_write(path, FORMAT_SUFFIXES[format]) as partial:
         write_as(partial, image, format, options)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 __all__ = ["OUTPUT_SUFFIX", "image_extensions", "read_image", "write_image"]

@@ -37,10 +37,11 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ..engine.settings import DEFAULT_MODE, FAST_DOWNSCALE, check_settings
+from ..engine.settings import AUTO_DEVICE, EngineSettings, engine_settings
 from ..errors import CLIPLITError, ImageReadError, SettingsError, display_name, first_line
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
-from ..imaging.files import OUTPUT_SUFFIX, PARTIAL_MARK
+from ..imaging.files import OUTPUT_SUFFIX
+from ..safety.outputs import atomic_write
 from . import require_extra
 
 ray_data = require_extra("ray.data", "ray", "cliplit.integrations.ray")
@@ -92,26 +93,25 @@ class BatchEnhancer:
         model: any `--model` form: a published model's name, a `from_pretrained` folder, an authors'
             `.pth` file or a Hub id (default: $CLIPLIT_MODEL, else clip-lit). On a cluster, every node
             must reach it (a published name or Hub id is downloaded once per node into its cache).
-        mode, strength, tile_size, precision, fast_downscale, compile: the `Enhancer`'s settings.
-        device: None or "auto": the actor's GPU when it has one (`num_gpus=1`), else the CPU.
+        settings: the engine's `EngineSettings` (default: the published network's, exact mode); its fields
+            may also be given as keyword arguments (`mode="fast"`, `precision="bf16"`, ...). A device of None
+            or "auto" is the actor's GPU when it has one (`num_gpus=1`), else the CPU.
         max_megapixels: refuse larger files (read from `bytes`) from their header.
         keep_errors: keep failed rows, with an empty image and their message in `error`.
         mixed_bit_depths: for datasets mixing 8-bit and 16-bit files: `image` is uint16 in every row, the
             8-bit codes unchanged (see the module docstring).
     """
 
-    def __init__(self, model=None, *, mode: str = DEFAULT_MODE, strength: float | None = None,
-                 tile_size: int | None = None, precision=None, device=None, fast_downscale: float = FAST_DOWNSCALE,
-                 compile: bool = False, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, keep_errors: bool = False,
-                 mixed_bit_depths: bool = False):
-        check_settings(mode, tile_size, fast_downscale, strength)
+    def __init__(self, model=None, settings: EngineSettings | None = None, *,
+                 max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, keep_errors: bool = False,
+                 mixed_bit_depths: bool = False, **engine_changes):
+        settings = engine_settings(settings, **engine_changes)  # checked before the model is loaded
         from ..engine.enhancer import Enhancer
         from ..engine.runtime import resolve_device
         from ..model.loading import load_network
 
-        device = resolve_device(device)
-        self.enhancer = Enhancer(load_network(model), mode=mode, strength=strength, tile_size=tile_size,
-                                 precision=precision, device=device, compile=compile, fast_downscale=fast_downscale)
+        device = resolve_device(settings.device or AUTO_DEVICE)
+        self.enhancer = Enhancer(load_network(model), settings.replace(device=str(device)))
         self.max_megapixels = max_megapixels
         self.keep_errors = keep_errors
         self.mixed_bit_depths = mixed_bit_depths
@@ -245,15 +245,12 @@ class EnhancedImageDatasink(ray_data.Datasink):
                     counts["skipped"] += 1
                     continue
                 data = png_bytes(np.asarray(row[IMAGE_COLUMN]), row.get(BIT_DEPTH_COLUMN))
-                partial = f"{target}.{os.getpid()}{PARTIAL_MARK}" if local else target
-                try:
-                    with filesystem.open_output_stream(partial) as stream:
+                if local:  # never a partial file
+                    with atomic_write(target) as partial:
+                        partial.write_bytes(data)
+                else:  # object stores publish an object only when its upload completes
+                    with filesystem.open_output_stream(target) as stream:
                         stream.write(data)
-                    if local:
-                        filesystem.move(partial, target)
-                finally:
-                    if local and os.path.exists(partial):
-                        os.unlink(partial)
                 counts["written"] += 1
         return counts
 

@@ -188,23 +188,19 @@ def _denoise(text: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def build_engine(network, args: argparse.Namespace, device, **settings):
-    """The `Enhancer` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
-    from ..engine.enhancer import Enhancer
-
-    return Enhancer(network, mode=args.mode, strength=args.strength, tile_size=args.tile_size, precision=args.precision,
-                    device=device, compile=args.compile, fast_downscale=args.fast_downscale,
-                    denoise=getattr(args, "denoise", engine_settings.DENOISE_OFF), **settings)
+def settings_of(args: argparse.Namespace) -> engine_settings.EngineSettings:
+    """The `EngineSettings` that the engine options (`add_engine_options`) describe, for `enhance` and `evaluate`."""
+    return engine_settings.EngineSettings(mode=args.mode, strength=args.strength, tile_size=args.tile_size,
+                                          precision=args.precision, device=args.device, denoise=args.denoise,
+                                          compile=args.compile, fast_downscale=args.fast_downscale)
 
 
 def video_enhancer(enhancer, args: argparse.Namespace):
     """The `VideoEnhancer` that `enhance`'s video options describe, around the batch's `enhancer`."""
     from ..video.enhancer import VideoEnhancer
 
-    return VideoEnhancer(enhancer, temporal=args.temporal, codec=args.video_codec, crf=args.video_crf,
-                         strip_metadata=args.strip_metadata, max_megapixels=args.max_megapixels,
-                         max_seconds=args.max_duration)
-
+    return VideoEnhancer(enhancer, codec=args.video_codec, crf=args.video_crf, strip_metadata=args.strip_metadata,
+                         max_megapixels=args.max_megapixels, max_seconds=args.max_duration)
 
 
 def run_enhance(args: argparse.Namespace) -> int:
@@ -227,6 +223,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from tqdm.auto import tqdm
 
     from ..engine.denoise_report import container_of, denoise_note
+    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
@@ -259,7 +256,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     network = load_network(args.model)
     if device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
-    enhancer = build_engine(network, args, device)
+    enhancer = Enhancer(network, settings_of(args).replace(device=str(device)))
     del network  # the enhancer holds its own prepared copy
     videos = [job for job in jobs if is_video_file(job.source)]
     jobs = [job for job in jobs if not is_video_file(job.source)]
@@ -271,7 +268,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         progress.update(1)
 
     def note_denoised(job, image) -> None:  # what --denoise found and did (silenced by -q)
-        note = denoise_note(display_name(job.source), enhancer.denoise, image.denoised, container_of(job.source))
+        note = denoise_note(display_name(job.source), enhancer.settings.denoise, image.denoised, container_of(job.source))
         if note is not None:
             progress.write(f"note: {note}", file=sys.stderr)
 
@@ -293,6 +290,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores, resolve_device
     from ..evaluation.evaluate import Method, evaluate, image_keys, index_by_stem, summarize, table, write_reports
     from ..model.loading import load_network
@@ -314,9 +312,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if device.type == "cpu":
         configure_cpu(physical_cores())
     methods = []
+    settings = settings_of(args).replace(device=str(device), keep_workspace=False)  # no engine holds buffers between images
     for spec in args.model or ([] if args.predictions else [None]):  # each built once, with `enhance`'s settings
-        engine = build_engine(load_network(spec), args, device,
-                              keep_workspace=False)  # several models: no engine holds buffers between images
+        engine = Enhancer(load_network(spec), settings)
         methods.append(Method(spec or DEFAULT_MODEL_NAME, enhance=lambda image, e=engine: e.enhance_decoded(image)[0]))
     methods += predictions
     messages = []
@@ -375,8 +373,8 @@ def run_models_add(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..engine.onnx_export import export_onnx
     from ..model.loading import load_network, locate_model
-    from ..model.onnx_export import export_onnx
 
     output = Path(args.output)
     model_path = locate_model(args.model)

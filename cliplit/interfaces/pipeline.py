@@ -13,6 +13,7 @@ from pathlib import Path
 from transformers import Pipeline
 
 from ..engine.enhancer import Enhancer
+from ..engine.settings import EngineSettings
 from ..errors import ImageReadError, display_name, first_line
 from ..imaging.codec import DecodedImage, decode_image, encode_pil
 from ..imaging.files import read_image
@@ -61,6 +62,7 @@ class BacklitEnhancementPipeline(Pipeline):
     >>> enhancer = pipeline("backlit-enhancement")  # the default model; or model="path/or/hub-id"
     >>> enhanced = enhancer("backlit.jpg", strength=1.0)  # a PIL image
     >>> cleaner = pipeline("backlit-enhancement", denoise="auto")  # gain-aware denoising (docs/denoise.md)
+    >>> quick = pipeline("backlit-enhancement", settings=EngineSettings(mode="fast"))  # any engine settings
     ```
 
     Inputs: a local path, a URL, a PIL image, a numpy array or a (C, H, W) tensor, or a list of them.
@@ -72,9 +74,10 @@ class BacklitEnhancementPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, denoise="off", **kwargs):
+    def __init__(self, *args, settings: EngineSettings | None = None, denoise=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.enhancer = Enhancer(self.model, denoise=denoise)  # the network prepared once for every image
+        changes = {} if denoise is None else {"denoise": denoise}
+        self.enhancer = Enhancer(self.model, settings, **changes)  # the network prepared once for every image
 
     def _sanitize_parameters(self, strength=None, timeout=None, **kwargs):
         preprocess_params = {"timeout": timeout} if timeout is not None else {}

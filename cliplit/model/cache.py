@@ -20,7 +20,7 @@ import struct
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelNotFoundError, display_name
-from ..safety.outputs import partial_path, publish
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .architecture import CONFIG_FILE, WEIGHTS_FILE, ArchitectureConfig
 from .catalog import PUBLISHED_MODELS, PublishedModel
@@ -118,18 +118,13 @@ def install_converted(checkpoint: Path, folder: Path, model: PublishedModel) -> 
     """Convert `checkpoint` (sha256 already checked) into `folder` atomically, with its provenance record."""
     from .conversion import convert_checkpoint
 
-    staging = partial_path(folder)
-    try:
+    with atomic_write(folder, readable=True) as staging:
         convert_checkpoint(checkpoint, staging, overwrite=True)
         record = {"name": model.name, "source": model.url, "source_sha256": model.sha256,
                   "weights_sha256": sha256_of(staging / WEIGHTS_FILE)}
         (staging / PROVENANCE_FILE).write_text(json.dumps(record, indent=1) + "\n")
-        publish(staging)
         if os.path.lexists(folder):  # a damaged folder (or one of an older version): replaced whole
             shutil.rmtree(folder) if folder.is_dir() and not folder.is_symlink() else folder.unlink()
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -138,13 +133,8 @@ def keep_download(source: Path, destination: Path) -> None:
     if destination.exists() and os.path.samefile(source, destination):
         return
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(destination)
-    try:
+    with atomic_write(destination, readable=True) as partial:
         shutil.copyfile(source, partial)
-        publish(partial)
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def add_published_model(name: str, checkpoint: str | os.PathLike, cache: Path) -> Path:

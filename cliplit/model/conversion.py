@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, display_name
-from ..safety.outputs import partial_path, publish
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .architecture import ArchitectureConfig
 from .network import CLIPLITNetwork
@@ -148,19 +148,13 @@ def convert_checkpoint(path: str | os.PathLike, output_dir: str | os.PathLike, c
     model = model_from_author_checkpoint(path, config)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise CheckpointError(f"{display_name(output_dir)}: folder exists and is not empty (pass --overwrite to replace its model files)")
-    staging = partial_path(output_dir)  # written beside it, then moved in file by file: never half a model
     created = not output_dir.exists()
-    try:
-        model.save_pretrained(staging)
-        CLIPLITImageProcessor().save_pretrained(staging)
-        publish(staging)  # the umask's permissions (safetensors writes 0600 temporaries): a shared cache stays readable
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for written in sorted(staging.iterdir()):
-            os.replace(written, output_dir / written.name)
+    try:  # written beside it, then moved in file by file: never half a model; readable under the umask
+        with atomic_write(output_dir, readable=True) as staging:  # (safetensors writes 0600 temporaries)
+            model.save_pretrained(staging)
+            CLIPLITImageProcessor().save_pretrained(staging)
     except OSError as error:
         if created:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise CheckpointError(f"{display_name(output_dir)}: cannot write the model folder ({error.strerror or error})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return output_dir

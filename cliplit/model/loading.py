@@ -23,15 +23,15 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelNotFoundError, display_name, first_line
+from ..safety.outputs import atomic_write
 from ..safety.reading import NotARegularFileError, require_regular_file
 from .architecture import AUTHOR_CHECKPOINT_SUFFIXES, CONFIG_FILE, PROCESSOR_FILE, WEIGHTS_FILE
-from .cache import DOWNLOADS_DIRNAME, PROVENANCE_FILE, cache_problem, install_converted, sha256_of
+from .cache import DOWNLOADS_DIRNAME, HASH_CHUNK_BYTES, PROVENANCE_FILE, cache_problem, install_converted, sha256_of
 from .catalog import DEFAULT_MODEL_NAME, PUBLISHED_MODELS, PublishedModel
 
 MODEL_ENV_VAR = "CLIPLIT_MODEL"
 CACHE_ENV_VAR = "CLIPLIT_CACHE"
 OFFLINE_ENV_VAR = "HF_HUB_OFFLINE"
-HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, PROCESSOR_FILE]
@@ -82,20 +82,17 @@ def download(url: str, destination: Path, sha256: str, model: PublishedModel | N
     if offline():
         raise ModelNotFoundError(f"{url}: not downloaded: {OFFLINE_ENV_VAR} is set and the file is not cached{advice}")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as handle:
-            for chunk in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
-                digest.update(chunk)
-                handle.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
-        os.replace(partial, destination)
+        with atomic_write(destination) as partial, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            with open(partial, "wb") as handle:
+                for chunk in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
+                    digest.update(chunk)
+                    handle.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise ModelNotFoundError(f"{url}: the downloaded file does not match its published sha256 (refused)")
     except OSError as error:
         raise ModelNotFoundError(f"{url}: could not download ({first_line(error)}){advice}") from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def published_model_folder(name: str) -> Path:

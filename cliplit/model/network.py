@@ -81,7 +81,7 @@ class CLIPLITPyramidPooling(nn.Module):
     features; a 3x3 convolution + PReLU fuses them back to `hidden_size` channels.
 
     The pooled grids depend on the whole image. `context` computes them alone, so that a tiled
-    evaluation can compute them once and reuse them for every tile (see `cliplit.engine.tiling`).
+    evaluation can compute them once and reuse them for every tile (see `cliplit.engine.passes`).
     """
 
     def __init__(self, config):

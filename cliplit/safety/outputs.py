@@ -10,15 +10,20 @@ An output never goes over, into or below anything the command reads, even with `
   reverse), under a file, or not writable; they run before the expensive work;
 - `OutputFolder` creates the output folder and removes again what it created when nothing was
   written into it (a failed run leaves no empty folder behind);
+- `atomic_write` is how every user-visible file (and model folder) is written: into a hidden temporary
+  beside it (`partial_path`), flushed to disk, renamed over it; an error or an interruption leaves the
+  old file (or nothing) and no partial one;
 - `publish` gives a written file the permissions the umask allows (temporary files are created 0600;
-  a shared model cache must stay readable by its other users), and `partial_path` names the temporary
-  file an atomic write is renamed from.
+  a shared model cache must stay readable by its other users).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,10 +221,75 @@ def publish(path: str | os.PathLike) -> None:
 
 
 def partial_path(path: str | os.PathLike, suffix: str = "") -> Path:
-    """The temporary name an atomic write of `path` uses: hidden, beside it, marked with the process id."""
+    """The temporary name an atomic write of `path` uses: hidden, beside it, marked with the process id
+    (`suffix`: an extension that tells a writer the format, such as ".png")."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_MARK}{suffix}")
 
 
-__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "check_output_file", "check_output_folder", "current_umask", "file_identity",
-           "partial_path", "publish"]
+def _flush_to_disk(path: Path) -> None:
+    """fsync a written file, or every file of a written folder, so that a rename never publishes unwritten data."""
+    for item in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if item.is_file() and not item.is_symlink():
+            with open(item, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder's entry table (a rename into it survives a crash); a no-op where the OS cannot."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, suffix: str = "", readable: bool = False) -> Iterator[Path]:
+    """
+    Write `path` atomically: `with atomic_write(path) as partial:` write the file (or create the folder)
+    `partial`, a hidden temporary beside `path` (`partial_path(path, suffix)`). When the block ends without
+    error the result is flushed to disk and renamed over `path` (a folder's files are moved into `path` one
+    by one, each renamed over its old version; other files there stay); on an error or an interruption
+    the temporary is removed and `path` keeps what it held. `readable`: give the result the umask's
+    permissions (`publish`), for temporaries that their writer creates 0600.
+    """
+    path = Path(path)
+    partial = partial_path(path, suffix)
+    try:
+        yield partial
+        _flush_to_disk(partial)
+        if readable:
+            publish(partial)
+        if partial.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            for written in sorted(partial.iterdir()):
+                os.replace(written, path / written.name)
+            _sync_folder(path)
+        else:
+            os.replace(partial, path)
+            _sync_folder(path.parent)
+    finally:
+        _remove(partial)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) to `path` through `atomic_write`."""
+    with atomic_write(path) as partial, open(partial, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+
+
+__all__ = ["OutputFolder", "PARTIAL_MARK", "Reads", "atomic_write", "write_text_atomically", "check_output_file", "check_output_folder", "current_umask",
+           "file_identity", "partial_path", "publish"]

@@ -5,7 +5,8 @@ dataset (an `imagefolder` or a Hub dataset, only if the optional `datasets` pack
 Unreadable files are reported and skipped; a source without a readable image is a one-line error.
 
 Workers only decode and resize (to a uint8 tensor); augmentation and everything CLIP runs batched
-on the training device (see `augment`).
+on the training device (see `random_augment`). `BatchStreams` draws the training batches from
+deterministic per-stream permutations (`stream_indices`), resumable from a saved position.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
+from ..imaging.codec import EIGHT_BIT_MAX
 from ..imaging.files import image_extensions
 from ..safety.reading import walk_files
 
@@ -36,6 +38,8 @@ ZOOM_P = 0.3
 MAX_ROTATION_DEG = 90.0
 PROMPT_ZOOM_RANGE = (0.5, 1.5)  # the authors' prompt loaders
 ENHANCE_ZOOM_RANGE = (0.7, 1.3)  # the authors' enhancement loader
+STREAM_NAMES = ("backlit_prompt", "welllit_prompt", "backlit_enhance")  # the uses of the data, one batch stream each
+STREAM_SEED_STRIDE = 1_000_003
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
@@ -215,6 +219,42 @@ def stream_indices(length: int, seed: int, start_item: int, global_batch: int, r
         position += global_batch
 
 
+class BatchStreams:
+    """
+    Infinite, resumable batch streams, one per use of the data (`STREAM_NAMES`), read by DataLoader
+    workers from `stream_indices`. `positions` (name -> items drawn so far by all processes; the run's
+    `Progress.stream_items`) is advanced in place, so a checkpoint of it resumes every stream exactly;
+    `per_process` (name -> batch size per process) may change between stages: the stream then restarts
+    its loader at its current position.
+    """
+
+    def __init__(self, datasets: dict[str, Dataset], per_process: dict[str, int], positions: dict[str, int], accelerator,
+                 seed: int, num_workers: int):
+        self.datasets, self.per_process, self.positions = datasets, per_process, positions
+        self.accelerator, self.seed, self.num_workers = accelerator, seed, num_workers
+        self.iterators: dict[str, tuple[int, Iterator]] = {}
+
+    def next(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next batch of stream `name`: (float (B, 3, S, S) in [0, 1] on the device, long indices (B,))."""
+        per_process = self.per_process[name]
+        if name not in self.iterators or self.iterators[name][0] != per_process:
+            dataset = self.datasets[name]
+            sampler = stream_indices(
+                len(dataset),
+                seed=self.seed + STREAM_SEED_STRIDE * (STREAM_NAMES.index(name) + 1),
+                start_item=self.positions[name],
+                global_batch=per_process * self.accelerator.num_processes,
+                rank=self.accelerator.process_index,
+                per_process=per_process,
+            )
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                                pin_memory=self.accelerator.device.type == "cuda")
+            self.iterators[name] = (per_process, iter(loader))
+        pixels, indices = next(self.iterators[name][1])
+        self.positions[name] += per_process * self.accelerator.num_processes
+        return pixels.to(self.accelerator.device, non_blocking=True).float() / EIGHT_BIT_MAX, indices
+
+
 def random_augment(
     images: Sequence[torch.Tensor], zoom_range: tuple[float, float], generator: torch.Generator
 ) -> list[torch.Tensor]:
@@ -260,6 +300,8 @@ def random_augment(
 
 
 __all__ = [
+    "STREAM_NAMES",
+    "BatchStreams",
     "CenterCroppedImages",
     "ENHANCE_ZOOM_RANGE",
     "PROMPT_ZOOM_RANGE",

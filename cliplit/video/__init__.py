@@ -3,7 +3,6 @@
 - `settings`: the constants and names the command line shows (no heavy import);
 - `reading`: opening a video file, its limits and its one-line errors;
 - `transcode`: the streaming pipeline (decode, enhance, encode in overlapping threads, other streams copied);
-- `temporal`: the pyramid context smoothed over time (the temporal stabilization);
 - `stability`: the warping error metric (Lai et al., ECCV 2018) used to measure flicker;
 - `scenes`: generated scenes for the stability measurements;
 - `options`: the command line's video options;

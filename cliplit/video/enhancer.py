@@ -3,8 +3,10 @@
     from cliplit import Enhancer
     from cliplit.video.enhancer import VideoEnhancer
 
-    video = VideoEnhancer(Enhancer(model, mode="fast"), temporal="on", codec="h264")
+    video = VideoEnhancer(Enhancer(model, mode="fast"), codec="h264")
     video.enhance_file("clip.mp4", "enhanced/clip.mp4")
+
+Every frame is enhanced exactly as `Enhancer` enhances an image (docs/video.md, "Temporal stability").
 """
 
 from __future__ import annotations
@@ -15,58 +17,49 @@ from pathlib import Path
 
 from ..engine.settings import DENOISE_AUTO
 from ..errors import SettingsError, display_name
-from ..imaging.codec import DecodedImage
 from .reading import VideoLimits
 from .scene_denoise import SceneDenoiser
-from .settings import DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH, TEMPORAL_MODES
-from .temporal import DEFAULT_CUT_THRESHOLD, DEFAULT_SMOOTHING_WEIGHT, ContextSmoother, stabilized
+from .settings import DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH
 from .transcode import VideoOptions, enhance_video
 
 
 class VideoEnhancer:
     """
-    An `Enhancer` (or a model, with `Enhancer` settings as keyword arguments) applied to video files.
+    An `Enhancer` (or a model, with an `EngineSettings` or its fields as keyword arguments) applied to video files.
 
-    - `temporal`: "on" smooths the pyramid context over time with a reset at scene cuts
-      (`cliplit.video.temporal`); "off" enhances every frame exactly as `Enhancer` enhances an image;
     - `codec` ("h264", "hevc", "av1"), `crf` (None: the codec's default), `strip_metadata`: how it is written;
     - `strength`: the enhancement's strength (None: the engine's own);
-    - `batch_size`: frames enhanced together (`Enhancer.enhance_frames`; None: `GPU_FRAME_BATCH` on a
-      GPU with `temporal="off"`, else 1; smoothing over time needs the frames one by one);
+    - `batch_size`: frames enhanced together (`Enhancer.enhance_frames`; None: `GPU_FRAME_BATCH` on a GPU, else 1);
     - `max_megapixels` (per frame) and `max_seconds`: the largest video accepted (None: no limit);
       `limit_options`: the two settings named when a video is refused (None each: not named).
     """
 
-    def __init__(self, enhancer, *, temporal: str = DEFAULT_TEMPORAL, codec: str = DEFAULT_VIDEO_CODEC,
-                 crf: float | None = None, strip_metadata: bool = False, max_megapixels: float | None = None,
-                 max_seconds: float | None = DEFAULT_MAX_SECONDS, smoothing_weight: float = DEFAULT_SMOOTHING_WEIGHT,
-                 cut_threshold: float = DEFAULT_CUT_THRESHOLD, strength: float | None = None, batch_size: int | None = None,
-                 limit_options: tuple[str | None, str | None] = ("--max-megapixels", "--max-duration"), **engine_settings):
+    def __init__(self, enhancer, settings=None, *, codec: str = DEFAULT_VIDEO_CODEC, crf: float | None = None,
+                 strip_metadata: bool = False, max_megapixels: float | None = None,
+                 max_seconds: float | None = DEFAULT_MAX_SECONDS, strength: float | None = None, batch_size: int | None = None,
+                 limit_options: tuple[str | None, str | None] = ("--max-megapixels", "--max-duration"), **engine_changes):
         from ..engine.enhancer import Enhancer
         from ..model.architecture import check_strength
 
-        if temporal not in TEMPORAL_MODES:
-            raise SettingsError(f"temporal must be one of {', '.join(TEMPORAL_MODES)}, got {temporal!r}")
-        self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, **engine_settings)
-        self.temporal = temporal
+        self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, settings, **engine_changes)
         self.strength = None if strength is None else check_strength(strength)
-        self.smoothing_weight, self.cut_threshold = smoothing_weight, cut_threshold
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1 or (batch_size > 1 and temporal == "on")):
-            raise SettingsError(f"batch_size must be a whole number >= 1 (1 with temporal='on'), got {batch_size!r}")
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+            raise SettingsError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         if batch_size is None:
-            batch_size = GPU_FRAME_BATCH if self.enhancer.device.type == "cuda" and temporal == "off" else 1
+            batch_size = GPU_FRAME_BATCH if self.enhancer.device.type == "cuda" else 1
         self.options = VideoOptions(codec=codec, crf=crf, strip_metadata=strip_metadata,
                                     limits=VideoLimits(max_megapixels, max_seconds, *limit_options), batch_size=int(batch_size))
 
-    def frame_enhancer(self) -> Callable[[list[DecodedImage]], list[DecodedImage]]:
-        """A function enhancing one video's frames in order, a list at a time (temporal state of its own: one per video;
-        with `denoise="auto"`, a `SceneDenoiser`: one denoising level per scene)."""
-        engine = self.enhancer
-        if self.temporal == "on":
-            engine = stabilized(engine, ContextSmoother(self.smoothing_weight, self.cut_threshold))
-        if engine.denoise == DENOISE_AUTO:
-            return SceneDenoiser(engine, self.strength)
-        return lambda images: engine.enhance_frames(images, self.strength)
+    def enhance_frames(self, images):
+        """One video's frames (a list of `DecodedImage`, in order) -> enhanced, with this video's strength."""
+        return self.enhancer.enhance_frames(images, self.strength)
+
+    def frame_enhancer(self) -> Callable:
+        """What enhances one video's frames, in order, a list at a time: `enhance_frames`, or with `denoise="auto"`
+        a `SceneDenoiser` of the video's own (one denoising level per scene)."""
+        if self.enhancer.settings.denoise == DENOISE_AUTO:
+            return SceneDenoiser(self.enhancer, self.strength)
+        return self.enhance_frames
 
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
                      on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .settings import DEFAULT_CRF, DEFAULT_MAX_SECONDS, DEFAULT_TEMPORAL, DEFAULT_VIDEO_CODEC, TEMPORAL_MODES, VIDEO_ENCODERS
+from .settings import DEFAULT_CRF, DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, VIDEO_ENCODERS
 
 STRIP_METADATA_OPTION = "--strip-metadata"
 
@@ -18,9 +18,6 @@ def add_video_options(parser: argparse.ArgumentParser, at_least) -> None:
     video.add_argument("--video-crf", type=at_least(0, "0: lossless"), default=None, metavar="CRF",
                        help="constant-rate factor, lower is better (default: " +
                             ", ".join(f"{codec} {crf}" for codec, crf in DEFAULT_CRF.items()) + ")")
-    video.add_argument("--temporal", default=DEFAULT_TEMPORAL, choices=TEMPORAL_MODES,
-                       help=f"on: the network's global context smoothed over time, reset at scene cuts; off: each frame "
-                            f"exactly as an image (default {DEFAULT_TEMPORAL}: on changes no measured flicker, docs/video.md)")
     video.add_argument("--max-duration", type=at_least(0.01, "the longest video read"), default=DEFAULT_MAX_SECONDS,
                        metavar="SECONDS", help=f"refuse longer videos, from their header (default {DEFAULT_MAX_SECONDS:g})")
     if STRIP_METADATA_OPTION not in parser._option_string_actions:

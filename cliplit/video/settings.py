@@ -10,8 +10,6 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 VIDEO_ENCODERS = {"h264": ("libx264",), "hevc": ("libx265",), "av1": ("libsvtav1", "libaom-av1")}
 DEFAULT_CRF = {"h264": 18, "hevc": 20, "av1": 24}
 DEFAULT_VIDEO_CODEC = "h264"
-TEMPORAL_MODES = ("on", "off")
-DEFAULT_TEMPORAL = "off"  # figures in docs/video.md: smoothing the context changes no warping error measurably
 DEFAULT_MAX_SECONDS = 3600.0
 GPU_FRAME_BATCH = 4  # frames enhanced in one pass on a GPU (on a CPU the network already fills every core)
 
@@ -21,5 +19,5 @@ def is_video_file(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
 
 
-__all__ = ["DEFAULT_CRF", "DEFAULT_MAX_SECONDS", "DEFAULT_TEMPORAL", "DEFAULT_VIDEO_CODEC", "GPU_FRAME_BATCH", "TEMPORAL_MODES",
-           "VIDEO_ENCODERS", "VIDEO_EXTENSIONS", "is_video_file"]
+__all__ = ["DEFAULT_CRF", "DEFAULT_MAX_SECONDS", "DEFAULT_VIDEO_CODEC", "GPU_FRAME_BATCH", "VIDEO_ENCODERS", "VIDEO_EXTENSIONS",
+           "is_video_file"]

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from ..errors import CLIPLITError, display_name, first_line
 from ..imaging.codec import DecodedImage, decode_array, encode_array
+from ..safety.outputs import atomic_write
 from .reading import VideoError, VideoLimits, encoder_name, import_av, open_video
 from .settings import DEFAULT_CRF, DEFAULT_VIDEO_CODEC
 from .streams import copyable_streams
 
 FRAME_QUEUE = 4  # decoded (and enhanced) frames held between stages, each
 QUEUE_POLL_SECONDS = 0.1  # how often a blocked stage checks whether the others stopped
-PARTIAL_MARK = ".partial"
 TRUNCATION_TOLERANCE_FRAMES = 2  # a video ending this many frame intervals before its stated end is truncated
 HIGH_BIT_DEPTH = 8  # sources with more bits per component are read (and, where the codec can, written) at 16 bits
 # Container tags FFmpeg's muxers write themselves (copying them would state the input's muxer).
@@ -172,7 +172,6 @@ def enhance_video(
     name = display_name(source)
     encoder = encoder_name(options.codec)
     crf = DEFAULT_CRF[options.codec] if options.crf is None else options.crf
-    partial = target.with_name(f".{target.name}.{os.getpid()}{PARTIAL_MARK}{target.suffix}")
     opened = open_video(source, options.limits)
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(FRAME_QUEUE)
@@ -238,56 +237,55 @@ def enhance_video(
 
     stages = [_Stage(read, stop, "cliplit-video-read"), _Stage(write, stop, "cliplit-video-write")]
     try:
-        copy_plan = copyable_streams(source, input_container, video.index, partial)  # read by `read` and `write`
-        for note in copy_plan.notes:
-            if on_note is not None:
-                on_note(note)
-        if on_start is not None:
-            on_start(opened.estimated_frames)
-        for stage in stages:
-            stage.start()
-        pending: list[_Item] = []  # decoded frames waiting for a full batch, in order
-
-        def enhance_pending() -> None:
-            try:
-                images = enhance_frames([item.image for item in pending])
-            except (RuntimeError, ValueError, MemoryError) as error:  # the network's (out of memory, ...): one line
-                raise VideoError(f"{name}: enhancement failed: {first_line(error)}") from None
-            for item, image in zip(pending, images):
-                item.image = image
-                if on_frame is not None:
-                    on_frame()
-                _put(enhanced, item, stop)
-            pending.clear()
-
-        try:
-            while (item := _get(decoded, stop)) is not _END:
-                if item.image is None:  # the end: the frames before it first, then the packets it carries
-                    enhance_pending()
-                    _put(enhanced, item, stop)
-                    continue
-                pending.append(item)
-                if len(pending) >= options.batch_size:
-                    enhance_pending()
-            enhance_pending()
-            _put(enhanced, _END, stop)
-            stages[1].join()
-        except _Stopped:
-            pass
-        finally:
-            stop.set()
+        with atomic_write(target, target.suffix) as partial:  # where `write` encodes; renamed over `target` when complete
+            copy_plan = copyable_streams(source, input_container, video.index, partial)  # read by `read` and `write`
+            for note in copy_plan.notes:
+                if on_note is not None:
+                    on_note(note)
+            if on_start is not None:
+                on_start(opened.estimated_frames)
             for stage in stages:
-                stage.join()
-        _raise_stage_error(stages, name, target)
-        if counts["written"] == 0:
-            raise VideoError(f"{name}: holds no decodable video frame")
-        _check_complete(video, opened.frame_rate, last_time[0], name)
-        os.replace(partial, target)
+                stage.start()
+            pending: list[_Item] = []  # decoded frames waiting for a full batch, in order
+
+            def enhance_pending() -> None:
+                try:
+                    images = enhance_frames([item.image for item in pending])
+                except (RuntimeError, ValueError, MemoryError) as error:  # the network's (out of memory, ...): one line
+                    raise VideoError(f"{name}: enhancement failed: {first_line(error)}") from None
+                for item, image in zip(pending, images):
+                    item.image = image
+                    if on_frame is not None:
+                        on_frame()
+                    _put(enhanced, item, stop)
+                pending.clear()
+
+            try:
+                while (item := _get(decoded, stop)) is not _END:
+                    if item.image is None:  # the end: the frames before it first, then the packets it carries
+                        enhance_pending()
+                        _put(enhanced, item, stop)
+                        continue
+                    pending.append(item)
+                    if len(pending) >= options.batch_size:
+                        enhance_pending()
+                enhance_pending()
+                _put(enhanced, _END, stop)
+                stages[1].join()
+            except _Stopped:
+                pass
+            finally:
+                stop.set()
+                for stage in stages:
+                    stage.join()
+            _raise_stage_error(stages, name, target)
+            if counts["written"] == 0:
+                raise VideoError(f"{name}: holds no decodable video frame")
+            _check_complete(video, opened.frame_rate, last_time[0], name)
         return counts["written"]
     finally:
         stop.set()
         input_container.close()
-        partial.unlink(missing_ok=True)
 
 
 def _check_complete(video, frame_rate, end, name: str) -> None:

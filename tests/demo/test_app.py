@@ -40,7 +40,7 @@ def running_app(model_dir: Path, **build_options):
         yield f"http://{LOCALHOST}:{port}/"
     finally:
         app.close_demo(demo)
-        assert not demo.enhancer.output_dir.exists()  # the app deletes its results when it stops
+        assert not demo.service.output_dir.exists()  # the app deletes its results when it stops
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_import_loads_no_model_and_launches_nothing():
 
 
 def test_spaces_is_used_only_on_zero_gpu(tmp_path):
-    import app
+    from cliplit.interfaces.service import GPU_DURATION_S, VIDEO_GPU_DURATION_S
 
     fake = tmp_path / "spaces.py"  # stands in for Hugging Face's `spaces` package
     fake.write_text(
@@ -83,7 +83,7 @@ def test_spaces_is_used_only_on_zero_gpu(tmp_path):
     )
     code = (
         "import sys, app\n"
-        "enhancer = app.DemoEnhancer(model=None)\n"
+        "service = app.new_service(model=None)\n"
         "print(app.ZERO_GPU, getattr(sys.modules.get('spaces'), 'WRAPPED', None) or [])\n"
     )
     outputs = {}
@@ -93,7 +93,7 @@ def test_spaces_is_used_only_on_zero_gpu(tmp_path):
         assert done.returncode == 0, done.stderr
         outputs[marker] = done.stdout.strip().splitlines()[-1]
     assert outputs[""] == "False []"  # gradio may import an installed `spaces`; the app wraps nothing
-    assert outputs["true"] == f"True [{app.ZERO_GPU_DURATION_S}, {app.ZERO_GPU_VIDEO_DURATION_S}]"  # photos, videos
+    assert outputs["true"] == f"True [{GPU_DURATION_S}, {VIDEO_GPU_DURATION_S}]"  # photos, videos
 
 
 @needs_reference
@@ -151,19 +151,6 @@ def test_bad_uploads_give_a_message_and_the_app_keeps_serving(client, tmp_path):
     assert pixels(result).shape == (SMALL_SIDE, SMALL_SIDE, 3)
 
 
-@needs_reference
-def test_uploads_over_the_limits_are_refused_with_a_message(converted_model_dir):
-    import app
-    from cliplit.model.loading import load_model
-
-    model = load_model(converted_model_dir, device="cpu")
-    with pytest.raises(app.UploadError, match=r"\.jpg: 564 x 845 pixels \(0\.5 MP\) is over the 0\.1 MP limit"):
-        app.DemoEnhancer(model, max_megapixels=0.1).read(PHOTO)
-    with pytest.raises(app.UploadError, match=r"\.jpg: the file is .* MB, over the 0\.01 MB limit"):
-        app.DemoEnhancer(model, max_file_mb=0.01).read(PHOTO)
-    assert app.DemoEnhancer(model).read(PHOTO).size == (564, 845)
-
-
 def test_example_photos_are_ours_and_small():
     import app
 
@@ -178,36 +165,18 @@ def test_example_photos_are_ours_and_small():
 
 def test_preview_is_a_reduced_enhancement(converted_model_dir):
     import app
+    from cliplit.interfaces.service import PREVIEW_MAX_SIDE
     from cliplit.model.loading import load_model
 
-    enhancer = app.DemoEnhancer(load_model(converted_model_dir, device="cpu"))
+    service = app.new_service(load_model(converted_model_dir, device="cpu"))
     example = app.EXAMPLES_DIR / "backlit_cat.jpg"
-    small, enhanced, illumination = enhancer.preview(example, 1.0)
-    assert max(small.size) == app.PREVIEW_MAX_SIDE
+    small, enhanced, illumination = service.preview(example, 1.0)
+    service.close()
+    assert max(small.size) == PREVIEW_MAX_SIDE
     assert enhanced.size == small.size and illumination.shape == small.pixels.shape[:2]
     assert 0.0 <= small.pixels.min() and small.pixels.max() <= 1.0
     assert 0.0 <= enhanced.pixels.min() and enhanced.pixels.max() <= 1.0
     assert enhanced.pixels.mean() > small.pixels.mean()  # the backlit example gets brighter
-
-
-def test_preview_runs_fast_mode_and_full_resolution_runs_exact_mode(converted_model_dir):
-    import app
-    from cliplit.engine.enhancer import Enhancer
-    from cliplit.imaging.codec import DecodedImage
-    from cliplit.imaging.files import read_image
-    from cliplit.model.loading import load_model
-
-    model = load_model(converted_model_dir, device="cpu")
-    photo = read_image(PHOTO)
-    image = DecodedImage(np.ascontiguousarray(photo.pixels[:160, :192]))
-    enhancer = app.DemoEnhancer(model)
-    full, _ = enhancer.run_model(image, 1.0)
-    quick, _ = enhancer.run_model(image, 1.0, fast=True)
-    exact, _ = Enhancer(model).enhance_decoded(image, 1.0)
-    fast, _ = Enhancer(model, mode="fast").enhance_decoded(image, 1.0)
-    assert np.array_equal(full.pixels, exact.pixels)  # what the CLI computes
-    assert np.array_equal(quick.pixels, fast.pixels)
-    assert not np.array_equal(fast.pixels, exact.pixels)
 
 
 SOAK_WARMUP, SOAK_REQUESTS = 30, 300

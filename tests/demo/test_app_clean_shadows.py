@@ -25,14 +25,15 @@ def test_the_photo_tab_cleans_by_default_and_the_api_does_not(converted_model_di
         api_denoise = demo.blocks[api["inputs"][-1]]
         assert type(api_denoise).__name__ == "Checkbox" and api_denoise.value is False and not api_denoise.visible
     finally:
-        demo.enhancer.close()
+        demo.service.close()
 
 
 def test_the_result_says_what_clean_the_shadows_found(converted_model_dir, tmp_path):
     import app
+    from cliplit.interfaces.service import EnhancementService
     from cliplit.model.loading import load_model
 
-    enhancer = app.DemoEnhancer(load_model(converted_model_dir, device="cpu"))
+    enhancer = EnhancementService(load_model(converted_model_dir, device="cpu"))
     with Image.open(app.EXAMPLES_DIR / "backlit_cat.jpg") as example:
         small = example.convert("RGB").resize((160, 120))
     buffer = io.BytesIO()

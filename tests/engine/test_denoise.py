@@ -175,7 +175,7 @@ def test_tiles_give_the_whole_image_result_on_odd_sizes(clean_scene):
 def test_off_gives_the_published_pixels(reference_model):
     path = smallest_reference_image()
     golden = np.asarray(Image.open(golden_for(path)).convert("RGB")).astype(np.int16)
-    assert Enhancer(reference_model).denoise == "off"  # the default
+    assert Enhancer(reference_model).settings.denoise == "off"  # the default
     with Image.open(path) as image:
         off = np.asarray(Enhancer(reference_model, denoise="off").enhance(image)).astype(np.int16)
     assert np.abs(off - golden).max() <= 1

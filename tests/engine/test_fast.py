@@ -12,12 +12,15 @@ from PIL import Image
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.fast import (
     FAST_PSNR_FLOOR_DB,
+    SCALE_MATCHED_KEPT,
+    ScaleMatchedRuntimes,
     estimate_fast,
     low_resolution_size,
     scale_matched_copy,
     scale_matched_kernel,
 )
-from cliplit.engine.runtime import SCALE_MATCHED_KEPT, Runtime
+from cliplit.engine.passes import exact_illumination
+from cliplit.engine.runtime import Runtime
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,16 +72,17 @@ def test_scale_matched_copy_changes_only_the_copy_s_3x3_kernels(reference_model)
         assert torch.allclose(tensor, original[name], atol=1e-7)
 
 
-def test_runtime_keeps_a_few_scale_matched_copies_sharing_its_buffers(reference_model):
+def test_a_few_scale_matched_runtimes_are_kept_sharing_the_runtime_s_buffers(reference_model):
     runtime = Runtime(reference_model)
-    assert runtime.scale_matched(1.0, 1.0) is runtime
-    matched = runtime.scale_matched(4.001, 3.999)
-    assert runtime.scale_matched(4.0, 4.0) is matched  # rounded to SCALE_DECIMALS
-    assert matched._workspaces is runtime._workspaces
+    runtimes = ScaleMatchedRuntimes(runtime)
+    assert runtimes.get(1.0, 1.0) is runtime
+    matched = runtimes.get(4.001, 3.999)
+    assert runtimes.get(4.0, 4.0) is matched  # rounded to SCALE_DECIMALS
+    assert matched.workspaces is runtime.workspaces
     for k in range(SCALE_MATCHED_KEPT):
-        runtime.scale_matched(2.0 + k, 2.0)
-    assert runtime.scale_matched(4.0, 4.0) is not matched  # the least recently used was dropped
-    assert len(runtime._scale_matched) == SCALE_MATCHED_KEPT
+        runtimes.get(2.0 + k, 2.0)
+    assert runtimes.get(4.0, 4.0) is not matched  # the least recently used was dropped
+    assert len(runtimes._matched) == SCALE_MATCHED_KEPT
 
 
 def test_scale_matching_brings_the_low_resolution_map_to_the_downscaled_exact_map(reference_model):
@@ -113,7 +117,7 @@ def test_fast_mode_without_downscaling_is_exact(reference_model):
     pixels = torch.rand(1, 3, 30, 41)
     with torch.inference_mode():
         exact = reference_model.estimate_illumination(pixels)
-    fast = estimate_fast(Runtime(reference_model), pixels, downscale=1)
+    fast = estimate_fast(ScaleMatchedRuntimes(Runtime(reference_model)), pixels, 1, exact_illumination)
     assert (fast - exact).abs().max().item() < 1e-5
 
 

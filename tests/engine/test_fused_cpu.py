@@ -9,8 +9,9 @@ import torch
 from helpers import random_pixels as random_image
 
 from cliplit.engine.fused_cpu import Workspace
+from cliplit.engine.passes import tiled_pass, whole_pass
+from cliplit.engine.pyramid import Box
 from cliplit.engine.runtime import Runtime
-from cliplit.engine.tiling import Box, estimate_tiled
 from cliplit.model.architecture import PADDING_VARIANTS
 from cliplit.model.configuration_cliplit import CLIPLITConfig
 from cliplit.model.modeling_cliplit import CLIPLITModel
@@ -40,7 +41,7 @@ def fused_runtime(model, **kwargs):
 def test_fused_pass_equals_the_model_with_reflection_padding(reference_model, size):
     runtime = fused_runtime(reference_model)
     pixels = random_image(*size)
-    assert_same_map(runtime.whole(pixels), eager(reference_model, pixels))
+    assert_same_map(whole_pass(runtime, pixels), eager(reference_model, pixels))
 
 
 @pytest.mark.parametrize("variant", ["zeros", "noreflect"])
@@ -52,7 +53,7 @@ def test_fused_pass_equals_the_model_with_zero_or_mixed_padding(variant):
     runtime = fused_runtime(model)
     for size in ODD_SIZES:
         pixels = random_image(*size, seed=1)
-        assert_same_map(runtime.whole(pixels), eager(model, pixels))
+        assert_same_map(whole_pass(runtime, pixels), eager(model, pixels))
 
 
 def test_kept_buffers_never_leak_into_the_next_image(reference_model):
@@ -60,14 +61,14 @@ def test_kept_buffers_never_leak_into_the_next_image(reference_model):
     runtime = fused_runtime(reference_model, keep_workspace=True)
     images = [random_image(96, 120, seed=2), random_image(40, 33, seed=3), random_image(130, 21, seed=4)]
     for pixels in images:
-        assert_same_map(runtime.whole(pixels), eager(reference_model, pixels))
-    assert runtime._workspaces.kept is not None
+        assert_same_map(whole_pass(runtime, pixels), eager(reference_model, pixels))
+    assert runtime.workspaces.kept is not None
     runtime.release_workspace()
-    assert runtime._workspaces.kept is None
+    assert runtime.workspaces.kept is None
     unkept = fused_runtime(reference_model, keep_workspace=False)
-    assert_same_map(unkept.whole(images[0]), eager(reference_model, images[0]))
-    assert unkept._workspaces.kept is None
-    tiled = estimate_tiled(runtime, images[0], 48)  # tiles reuse one workspace for both passes
+    assert_same_map(whole_pass(unkept, images[0]), eager(reference_model, images[0]))
+    assert unkept.workspaces.kept is None
+    tiled = tiled_pass(runtime, images[0], 48)  # tiles reuse one workspace for both passes
     assert_same_map(tiled, eager(reference_model, images[0]))
 
 
@@ -97,7 +98,7 @@ def test_one_runtime_serves_concurrent_threads(reference_model):
     def work(index):
         try:
             for _ in range(3):
-                results[index] = runtime.whole(images[index])
+                results[index] = whole_pass(runtime, images[index])
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 

@@ -9,20 +9,11 @@ import torch.nn.functional as F
 from helpers import textured_pixels as random_image
 
 from cliplit.engine.enhancer import Enhancer
+from cliplit.engine.memory import MAX_TILE_WORKSPACE_BYTES, auto_tile_size, bytes_per_pixel
+from cliplit.engine.passes import global_pooled, tiled_pass
+from cliplit.engine.pyramid import average_pooled, interpolation_matrix, pooling_matrix
 from cliplit.engine.runtime import Runtime
-from cliplit.engine.tiling import (
-    MAX_TILE_WORKSPACE_BYTES,
-    auto_tile_size,
-    average_pooled,
-    axis_spans,
-    balanced_tile,
-    bytes_per_pixel,
-    estimate_tiled,
-    global_pooled,
-    interpolation_matrix,
-    plan_tiles,
-    pooling_matrix,
-)
+from cliplit.engine.tiles import axis_spans, balanced_tile, plan_tiles
 from cliplit.errors import SettingsError
 from cliplit.model.network import CLIPLITNetwork
 
@@ -172,9 +163,9 @@ def test_auto_tile_size_follows_the_memory_not_the_image():
     assert auto_tile_size(12000, 8000, "cpu", torch.float32, memory_bytes=small_budget, halo=HALO) == small
 
 
-def test_estimate_tiled_rejects_batches(reference_model):
+def test_tiled_pass_rejects_batches(reference_model):
     with pytest.raises(ValueError, match="shape"):
-        estimate_tiled(Runtime(reference_model), torch.rand(2, 3, 8, 8), 4)
+        tiled_pass(Runtime(reference_model), torch.rand(2, 3, 8, 8), 4)
 
 
 @pytest.mark.parametrize(

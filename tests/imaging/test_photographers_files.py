@@ -283,18 +283,17 @@ def test_a_heif_plugin_that_fails_to_load_is_one_line_for_heic_files_only(tmp_pa
 
 @pytest.mark.reference
 def test_app_download_formats_keep_metadata_and_profile(converted_model_dir, sources):
-    sys.path.insert(0, str(REPO_ROOT))
-    from app import DemoEnhancer
+    from cliplit.interfaces.service import EnhancementService
     from cliplit.model.loading import load_network
 
-    enhancer = DemoEnhancer(load_network(converted_model_dir))
+    enhancer = EnhancementService(load_network(converted_model_dir))  # the app's service
     try:
-        cases = [("camera.jpg", "PNG", ".png"), ("camera.jpg", "JPEG", ".jpg"), ("camera.jpg", "16-bit TIFF", ".tif"),
-                 ("phone.heic", "JPEG", ".jpg"), ("raw.dng", "PNG", ".png")]  # HEIC and RAW read as the CLI reads them
+        cases = [("camera.jpg", "png", ".png"), ("camera.jpg", "jpeg", ".jpg"), ("camera.jpg", "tiff", ".tif"),
+                 ("phone.heic", "jpeg", ".jpg"), ("raw.dng", "png", ".png")]  # HEIC and RAW read as the CLI reads them
         for name, download, suffix in cases:
             _, _, _, target = enhancer.enhance_file(str(sources[name]), 1.0, download)
             assert target.suffix == suffix
-            sixteen = download == "16-bit TIFF" or (name == "raw.dng" and download == "PNG")
+            sixteen = download == "tiff" or (name == "raw.dng" and download == "png")
             assert depth_of(target) == (16 if sixteen else 8)
             with Image.open(target) as image:
                 assert image.getexif().get(ExifTags.Base.Make) == CAMERA_MAKE

@@ -173,6 +173,11 @@ def test_end_to_end_two_processes_every_stage(full_run, tiny_clip, tiny_resnet):
     assert args["max_train_steps"] == E2E_MAX_STEPS and args["clip_model"] == str(tiny_clip)
     assert args["guidance"] == guidance and args["train_padding_mode"] == "noreflect"
     assert args["identity_model"] == str(tiny_resnet)
+    assert args["prompt_learning_rate"] is None and args["clip_loss_weight"] is None  # as typed, not filled in
+    schedule = json.loads((out / "training_schedule.json").read_text())
+    assert schedule["max_train_steps"] == E2E_MAX_STEPS and schedule["guidance"] == guidance
+    assert schedule["prompt_init_steps"] == (0 if guidance == "rave" else E2E_SCHEDULE["prompt_init_steps"])
+    assert "training_schedule.json" in (out / "README.md").read_text()
     assert (out / "README.md").read_text().startswith("---")
     assert list(out.glob("logs/**/events.out.tfevents.*"))
     assert list((out / "samples").glob("step_*.png"))

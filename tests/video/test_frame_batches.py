@@ -76,5 +76,3 @@ def test_video_in_batches_equals_frame_by_frame(tmp_path, reference_model):
     for bad in (0, 2.5):
         with pytest.raises(SettingsError, match="batch_size"):
             VideoEnhancer(enhancer, batch_size=bad)
-    with pytest.raises(SettingsError, match="temporal"):
-        VideoEnhancer(enhancer, batch_size=2, temporal="on")

@@ -1,5 +1,5 @@
 """`cliplit enhance clip.mp4`: the container kept (frames, timestamps, audio bytes, tags, rotation), the
-pixels of `--temporal off` equal to per-frame enhancement within the codec's loss, odd sizes and 10-bit,
+pixels equal to per-frame enhancement within the codec's loss, odd sizes and 10-bit,
 and every bad input refused with one line and nothing written."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_
 
     clip = write_test_clip(tmp_path / "clip.mp4", frames=12, vfr=True, rotation=90)
     Image.fromarray(np.full((24, 32, 3), 60, np.uint8)).save(tmp_path / "photo.png")
-    result = run_cli(clip, tmp_path / "photo.png", "-o", tmp_path / "out", "--temporal", "off")
+    result = run_cli(clip, tmp_path / "photo.png", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     output = tmp_path / "out" / "clip.mp4"
     assert (tmp_path / "out" / "photo.png").is_file()
@@ -53,7 +53,7 @@ def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_
         assert (video.codec_context.name, video.codec_context.pix_fmt) == ("h264", "yuv420p")
         assert (first.colorspace, first.color_range, first.color_primaries, first.color_trc) == (1, 1, 1, 1)
         assert container.metadata["creation_time"] == CREATION_TIME and container.metadata["title"] == TITLE
-    enhancer = Enhancer(reference_model)  # --temporal off: each decoded frame enhanced as an image
+    enhancer = Enhancer(reference_model)  # each decoded frame enhanced as an image
     expected = [enhancer.enhance(frame, output_type="np") for frame in frames_in]
     assert min(psnr(a, b) for a, b in zip(frames_out, expected)) > CODEC_LOSS_PSNR_DB
     assert psnr(frames_out[0], frames_in[0]) < 30  # and they are enhanced, not copied
@@ -76,7 +76,7 @@ def test_odd_sizes_and_10_bit_are_kept(tmp_path, reference_model, encoder, pix_f
     from cliplit.video.enhancer import VideoEnhancer
 
     clip = write_test_clip(tmp_path / "clip.mkv", frames=6, width=size[0], height=size[1], encoder=encoder, pix_fmt=pix_fmt)
-    count = VideoEnhancer(reference_model, temporal="on").enhance_file(clip, tmp_path / "out.mkv")
+    count = VideoEnhancer(reference_model).enhance_file(clip, tmp_path / "out.mkv")
     assert count == 6
     with av.open(str(tmp_path / "out.mkv")) as container:
         frames = list(container.decode(video=0))

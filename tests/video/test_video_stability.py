@@ -1,5 +1,5 @@
-"""The warping error (Lai et al., ECCV 2018) on generated scenes, the temporal context smoothing, and the
-video benchmark scripts."""
+"""The warping error (Lai et al., ECCV 2018) on generated scenes, `--denoise auto` against the amplified noise
+flicker, and the video benchmark scripts."""
 
 from __future__ import annotations
 
@@ -42,33 +42,6 @@ def test_warping_error_follows_the_motion_of_a_pan():
 
 
 @pytest.mark.reference
-def test_temporal_smoothing_stays_within_levels_of_per_frame_and_resets_at_a_cut(reference_model):
-    from PIL import Image
-
-    from cliplit.engine.enhancer import Enhancer
-    from cliplit.imaging.codec import DecodedImage
-    from cliplit.video.temporal import ContextSmoother, stabilized
-
-    with Image.open(smallest_reference_image()) as image:
-        photo = np.asarray(image.convert("RGB").resize((128, 80)), dtype=np.float32) / 255
-    enhancer = Enhancer(reference_model)
-    for kind in ("bright-entering", "cut"):
-        frames = make_scene(kind, photo, 6, 48, 64)
-        smoother = ContextSmoother()
-        smoothed = stabilized(enhancer, smoother)
-        per_frame = [enhancer.enhance_decoded(DecodedImage(f))[0].pixels for f in frames]
-        stable = [smoothed.enhance_decoded(DecodedImage(f))[0].pixels for f in frames]
-        assert np.array_equal(stable[0], per_frame[0])  # the first frame has no past
-        assert max(np.abs(a - b).max() for a, b in zip(stable, per_frame)) * 255 < 3
-        if kind == "cut":
-            assert smoother.cuts == 1 and np.array_equal(stable[3], per_frame[3])  # a cut restarts from the frame
-        else:
-            assert smoother.cuts == 0 and not np.array_equal(stable[-1], per_frame[-1])
-            pairs = motion(frames)
-            assert warping_error(stable, pairs=pairs) <= warping_error(per_frame, pairs=pairs) * 1.05
-
-
-@pytest.mark.reference
 def test_denoise_auto_cuts_the_amplified_noise_flicker(reference_model):
     """docs/video.md: the noise scene's warping error falls four-fold with --denoise auto (asserted: by half)."""
     from PIL import Image
@@ -92,13 +65,13 @@ def test_video_benchmarks_print_their_rows(tmp_path):
     pytest.importorskip("av", reason="video needs PyAV (the video extra)")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     stability = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "video_stability.py"), "--model", str(ENHANCEMENT_CHECKPOINT),
-                                "--photos", str(smallest_reference_image()), "--frames", "3", "--size", "32x40", "--weights", "1", "0.2",
-                                "--denoise", "auto"],
+                                "--photos", str(smallest_reference_image()), "--frames", "3", "--size", "32x40",
+                                "--denoise", "off", "auto"],
                                capture_output=True, text=True, env=env, timeout=600)
     assert stability.returncode == 0, stability.stderr
     rows = [line.split() for line in stability.stdout.splitlines() if line.startswith("mean")]
-    assert [row[1] for row in rows] == list(SCENES) and all(len(row) == 7 for row in rows)
-    assert "context of a white frame" in stability.stdout
+    assert [row[1] for row in rows] == list(SCENES) and all(len(row) == 6 for row in rows)  # input, g2*input, off, auto
+    assert all(float(value) >= 0 for row in rows for value in row[2:])
     speed = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "video_speed.py"), "--model", str(ENHANCEMENT_CHECKPOINT),
                             "--photo", str(smallest_reference_image()), "--size", "64x48", "--frames", "3", "--modes", "exact", "fast"],
                            capture_output=True, text=True, env=env, timeout=600)

@@ -11,8 +11,9 @@ import torch
 from conftest import ENHANCEMENT_CHECKPOINT, golden_for, smallest_reference_image
 from PIL import Image
 
+from cliplit.engine.onnx_export import ExportableNetwork
+from cliplit.engine.pyramid import averaging_matrix
 from cliplit.model.network import CLIPLITNetwork
-from cliplit.model.onnx_export import ExportableNetwork, adaptive_pooling_matrix
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
 
@@ -21,7 +22,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the export ex
 @pytest.mark.parametrize("bins", [1, 2, 3, 6])
 def test_the_pooling_matrices_are_adaptive_average_pooling(size, bins):
     values = torch.rand(1, 1, size, 1, dtype=torch.float64)
-    pooled = adaptive_pooling_matrix(size, bins, values) @ values[0, 0, :, 0]
+    pooled = averaging_matrix(size, bins, torch.float64) @ values[0, 0, :, 0]
     expected = torch.nn.functional.adaptive_avg_pool2d(values, (bins, 1))[0, 0, :, 0]
     torch.testing.assert_close(pooled, expected)
 
