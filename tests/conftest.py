@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["denoise_scenes"]  # the denoising tests' scene and engines (tests/denoise_scenes.py)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 CLIPLIT_REFERENCE = SHARED_REFERENCE / "clip-lit"

@@ -4,7 +4,6 @@ quality benchmark run as processes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, smallest_reference_image
+from denoise_scenes import quality  # the fixtures clean_scene and engines: tests/conftest.py's plugin
 from PIL import Image
 
 from cliplit.engine import denoise, noise_level
@@ -23,28 +23,12 @@ from cliplit.imaging.codec import decode_image
 from cliplit.imaging.files import read_image
 from cliplit.imaging.jpeg import jpeg_compression
 
-SPEC = importlib.util.spec_from_file_location("denoise_quality_bench", REPO_ROOT / "bench" / "quality.py")
-quality = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = quality
-SPEC.loader.exec_module(quality)
-
-SCENE_WIDTH = 128  # the small case: the synthetic scene, 128 x 96
 # Shadow PSNR that `auto` must gain over `off` on the small case (measured there: docs/denoise.md gives
 # the full benchmark): JPEG q75 and ISO 1600 noise.
 JPEG_MARGIN_DB = 1.2  # measured +1.6 (4:2:0 chroma upsampled, luma deblocked)
 NOISE_MARGIN_DB = 3.0
 SEAM_TOLERANCE = 1e-5  # tiled against one pass: float rounding (OpenCV's bilateral range table spans each tile's values)
 ONE_LEVEL = 1 / 255
-
-
-@pytest.fixture(scope="module")
-def clean_scene() -> np.ndarray:
-    return quality.backlit_scene(quality.SYNTHETIC, SCENE_WIDTH)
-
-
-@pytest.fixture(scope="module")
-def engines(reference_model):
-    return {setting: Enhancer(reference_model, denoise=setting) for setting in ("off", "auto")}
 
 
 def shadow_psnr(enhancer: Enhancer, image, reference: np.ndarray, shadows: np.ndarray) -> float:

@@ -6,7 +6,6 @@ what they are."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import sys
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, smallest_reference_image
+from denoise_scenes import quality  # the fixtures clean_scene and engines: tests/conftest.py's plugin
 from PIL import Image
 
 from cliplit.engine import denoise
@@ -21,26 +21,10 @@ from cliplit.engine.enhancer import Enhancer
 from cliplit.imaging.codec import DecodedImage, decode_image
 from cliplit.imaging.files import read_image
 
-SPEC = importlib.util.spec_from_file_location("denoise_quality_bench", REPO_ROOT / "bench" / "quality.py")
-quality = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = quality
-SPEC.loader.exec_module(quality)
-
-SCENE_WIDTH = 128  # the small case: the synthetic scene, 128 x 96
 # Shadow PSNR that `auto` must gain over `off` on the small case (measured there: +1.81 dB, +0.68 dB, +1.41 dB;
 # docs/denoise.md gives the full benchmark)
 MARGINS_DB = {"iso800+jpeg75+png": 1.2, "iso800+webp75": 0.4, "webp95": 0.8}
 SEAM_TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def clean_scene() -> np.ndarray:
-    return quality.backlit_scene(quality.SYNTHETIC, SCENE_WIDTH)
-
-
-@pytest.fixture(scope="module")
-def engines(reference_model):
-    return {setting: Enhancer(reference_model, denoise=setting) for setting in ("off", "auto")}
 
 
 def saved(path, image, **options):
@@ -124,26 +108,28 @@ def test_sixteen_bit_alpha_and_gray_inputs_keep_what_they_are(engines, clean_sce
 
 @pytest.mark.reference
 def test_the_cli_says_what_auto_did_once_per_changed_file_and_quiet_silences_it(clean_scene, tmp_path):
-    from cliplit.interfaces.cli import main
-
     folder = tmp_path / "inputs"
     folder.mkdir()
     with Image.open(io.BytesIO(_jpeg_bytes(quality._codes(clean_scene)))) as decoded:
         saved(folder / "from_jpeg.png", np.asarray(decoded.convert("RGB"))[3:, 3:])  # a crop of a JPEG
     saved(folder / "clean.png", quality._codes(clean_scene))
-    for quiet in (False, True):
-        stderr = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
-            status = main(["enhance", str(folder), "--model", str(ENHANCEMENT_CHECKPOINT), "--output", str(tmp_path / f"out{quiet}"),
-                           "--denoise", "auto", *(["-q"] if quiet else [])])
-        assert status == 0, stderr.getvalue()
-        notes = [line for line in stderr.getvalue().splitlines() if line.startswith("note:")]
-        if quiet:
-            assert notes == []
-        else:
-            assert len(notes) == 1, notes
-            assert notes[0].startswith("note: ") and str(folder / "from_jpeg.png") in notes[0]
-            assert "from_jpeg.png: --denoise auto: JPEG history q≈75 found in a PNG (8x8 grid at (5, 5): a crop): deblocked" in notes[0]
+    notes = denoise_notes(folder, tmp_path / "out")
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("note: ") and str(folder / "from_jpeg.png") in notes[0]
+    assert "from_jpeg.png: --denoise auto: JPEG history q≈75 found in a PNG (8x8 grid at (5, 5): a crop): deblocked" in notes[0]
+    assert denoise_notes(folder, tmp_path / "quiet", "-q") == []
+
+
+def denoise_notes(source, output, *options) -> list[str]:
+    """The `note:` lines of `cliplit enhance SOURCE --denoise auto`, run in this process."""
+    from cliplit.interfaces.cli import main
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+        status = main(["enhance", str(source), "--model", str(ENHANCEMENT_CHECKPOINT), "--output", str(output),
+                       "--denoise", "auto", *options])
+    assert status == 0, stderr.getvalue()
+    return [line for line in stderr.getvalue().splitlines() if line.startswith("note:")]
 
 
 def _jpeg_bytes(codes: np.ndarray, quality_setting: int = 75) -> bytes:
@@ -202,17 +188,7 @@ def test_a_video_file_gets_one_note_and_quiet_silences_it(tmp_path):
     pytest.importorskip("av", reason="video needs PyAV (the video extra)")
     from video_clips import write_test_clip
 
-    from cliplit.interfaces.cli import main
-
     clip = write_test_clip(tmp_path / "clip.mp4", frames=4, width=128, height=96, audio=False, photo=smallest_reference_image())
-    for quiet in (False, True):
-        stderr = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
-            status = main(["enhance", str(clip), "--model", str(ENHANCEMENT_CHECKPOINT), "--output", str(tmp_path / f"out{quiet}"),
-                           "--denoise", "auto", *(["-q"] if quiet else [])])
-        assert status == 0, stderr.getvalue()
-        notes = [line for line in stderr.getvalue().splitlines() if line.startswith("note:")]
-        if quiet:
-            assert notes == []
-        else:
-            assert len(notes) == 1 and f"{clip}: --denoise auto, one level per scene (" in notes[0], notes
+    notes = denoise_notes(clip, tmp_path / "out")
+    assert len(notes) == 1 and f"{clip}: --denoise auto, one level per scene (" in notes[0], notes
+    assert denoise_notes(clip, tmp_path / "quiet", "-q") == []
