@@ -37,7 +37,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from cliplit.engine.denoise_report import container_of, denoise_note
 from cliplit.engine.runtime import resolve_device
+from cliplit.engine.settings import DENOISE_AUTO
 from cliplit.errors import CLIPLITError
 from cliplit.imaging import DEFAULT_MAX_MEGAPIXELS
 from cliplit.imaging.codec import DecodedImage
@@ -59,6 +61,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DOWNLOAD_LABELS = {"PNG": "png", "JPEG": "jpeg", "16-bit TIFF": "tiff"}  # the page's label -> the service's output format
 DEFAULT_DOWNLOAD = "PNG"
+# The Photo tab's "Clean the shadows" box: ticked (`--denoise auto`), measured in docs/denoise.md; the
+# `enhance` API, like the CLI and the Python API, gives the published pixels unless asked
+CLEAN_SHADOWS_BY_DEFAULT = True
 DEFAULT_CONCURRENCY = 1  # one enhancement at a time bounds memory; raise it on a big GPU
 QUEUE_MAX_SIZE = 32
 DISPLAY_MAX_SIDE = 1600  # the before/after view and the illumination map are shown at most this large
@@ -110,6 +115,12 @@ def _describe(image: DecodedImage) -> str:
     return f"{width} × {height} px ({width * height / PIXELS_PER_MEGAPIXEL:.1f} MP)"
 
 
+def denoise_status(path: str | os.PathLike, enhanced: DecodedImage) -> str:
+    """The status line on what "Clean the shadows" found and did to the upload `path` (the CLI's `note:` text), or ""."""
+    note = denoise_note(Path(path).name, DENOISE_AUTO, enhanced.denoised, container_of(path))
+    return f"  \nNote: {note}" if note is not None else ""
+
+
 def serving(service: EnhancementService, handler):
     """`handler(service, ...)` as an event function: gradio reads the signature left (the API's parameters),
     the name and the docstring (the API page's description)."""
@@ -143,7 +154,7 @@ def enhance_page(service: EnhancementService, path: str | None, strength: float,
     status = (
         f"**Enhanced** {_describe(image)} at strength {strength:g} in **{seconds:.2f} s** on "
         f"{service.device_name}. The {download} below is full resolution, with the photo's metadata and colour profile."
-    ) + (f"  \nNote: {image.note}" if image.note else "")
+    ) + (f"  \nNote: {image.note}" if image.note else "") + denoise_status(path, enhanced)
     slider = (_to_display(image.pixels), _to_display(enhanced.pixels))
     return slider, _to_display(illumination), str(target), status
 
@@ -228,8 +239,9 @@ def photo_tab(service: EnhancementService) -> PhotoInputs:
                                  elem_id="strength")
             download_format = gr.Radio(list(DOWNLOAD_LABELS), value=DEFAULT_DOWNLOAD, label="Download as",
                                        elem_id="download-format")
-            denoise = gr.Checkbox(value=False, label="Clean the shadows (noise and JPEG blocks the brightening amplifies)",
-                                  elem_id="denoise")
+            denoise = gr.Checkbox(value=CLEAN_SHADOWS_BY_DEFAULT, elem_id="denoise",
+                                  label="Clean the shadows (noise and compression blocks the brightening amplifies; "
+                                        "on by default here, off in the API and the CLI)")
             enhance_button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
             status = gr.Markdown(elem_id="status")
         with gr.Column():
@@ -274,10 +286,12 @@ def video_tab(service: EnhancementService) -> None:
 
 
 def enhance_endpoint(service: EnhancementService, photo: PhotoInputs) -> None:
-    """The public `/enhance` API: image in, enhanced full-resolution PNG out, strength and denoise optional."""
+    """The public `/enhance` API: image in, enhanced full-resolution PNG out, strength and denoise optional: the
+    published pixels unless `denoise` is given (its own input: the page's box is ticked by default, the API's is not)."""
     api_output = gr.Image(label="enhanced", type="filepath", format="png", visible=False)
     api_button = gr.Button(visible=False)
-    api_button.click(serving(service, enhance_api), [photo.image, photo.strength, photo.denoise], api_output,
+    api_denoise = gr.Checkbox(value=False, visible=False)
+    api_button.click(serving(service, enhance_api), [photo.image, photo.strength, api_denoise], api_output,
                      api_name="enhance")
 
 

@@ -1,29 +1,48 @@
-"""Quality of `--denoise`: enhance degraded backlit photos with `--denoise off` and `auto`, against the truth.
+"""Quality of `--denoise`: enhance degraded backlit photos and a compressed clip with `--denoise off`, `auto` and
+fixed levels, against the truth.
 
 Usage (from the repository root):
 
     python bench/quality.py --model ../shared/reference/clip-lit/enhancement_model.pth \
         [--width 512] [--scenes astronaut chelsea coffee synthetic] [--degradations jpeg75 iso1600 ...] \
         [--crops docs/images/denoise_crops.jpg]
+    python bench/quality.py --model ... --video [--crf 18 23 28] [--frames 16] [--size 192x256] [--crops FILE]
 
 Scenes: the CC0 / public-domain photos that examples/ is rendered from (scikit-image's data module:
 astronaut, chelsea, coffee) and our own synthetic rendering (a shaded room with objects and a striped
 fabric, `synthetic_photo`), resized to --width and rendered backlit (`render_backlit`: underexposed, with a bright light
 screen-blended from one corner; noise-free, so that the rendering is the truth).
-This clean float rendering is the truth; its enhancement (exact mode, published pixels) is the reference.
+This clean float rendering is the truth; its enhancement (published pixels) is the reference.
 
-Degradations, as cameras and the web do them (`degrade`): `clean16` (the truth at 16 bits: what
-denoising must not spoil), `clean8` (8-bit quantization only), `jpegQ` (8-bit JPEG at quality Q, 4:2:0
-chroma, as Pillow saves), `isoN` (signal-dependent sensor noise of an ISO-N-like level, then 8 bits),
-`isoN+jpegQ` (both, as a phone does: noise, then JPEG).
+Degradations (`degrade`), as cameras, the web and re-saving do them: steps joined by "+", applied left to
+right: `clean16` (the truth at 16 bits: what denoising must not spoil), `clean8` (8-bit quantization only),
+`isoN` (signal-dependent sensor noise of an ISO-N-like level), `jpegQ` (a JPEG file at quality Q, 4:2:0
+chroma, as Pillow saves; its tables stay known), `webpQ` / `avifQ` / `heicQ` (WebP, AVIF with Pillow's
+encoder, HEIC with pillow-heif's: 4:2:0, decoded again), `cropN` (N rows and columns cut from the top and
+left: a JPEG's grid moves), `png` (the decoded pixels saved as a PNG and read back: the JPEG file's tables
+are gone). `iso800+jpeg75+png`: noise, then JPEG, then saved as PNG. The truth of a cropped degradation is
+the cropped truth.
 
-For each degraded image the script enhances it with `--denoise off` and `auto` (exact mode, or `--mode fast`) and
-prints PSNR and SSIM against the reference, on the whole image and on the shadows (gain 1 / L > 2 in the
-reference's map), averaged over the scenes; the CPU time of the denoising against that of exact
-mode's network; LPIPS is not computed (its weights cannot be downloaded here). `--crops` writes
-before/after crops of the darkest region (reference | off | auto, for JPEG q75 and ISO 1600).
+For each degraded image the script computes the network's map once and divides by it the input cleaned
+with `off`, `auto` and each of FIXED_LEVELS (`--denoise S`, with the same JPEG compression as `auto`
+found: the file's tables or those recovered from the pixels), as `Enhancer` does (`denoised_input`), and
+prints PSNR against the reference, on the whole image and on the shadows (gain 1 / L > 2 in the
+reference's map), averaged over the scenes: off, auto and the best fixed level (the one of the best mean
+shadow PSNR), SSIM on the shadows for off and auto, the smallest shadow gain over the scenes, how many
+outputs `auto` left identical to `off`, and what `auto` did per scene (its level, "hist qN": a JPEG
+history found in the pixels, "file": the JPEG file's tables, "codec": the floor for subsampled chroma);
+then the CPU time (`time.process_time`) of `auto`'s denoising against that of the network, over the
+images it changed. LPIPS is not computed (its weights cannot be downloaded here). `--crops` writes
+before/after crops of the darkest region (reference | off | auto, one row per CROP_CASES entry measured).
 
-`--candidates` compares, instead, the methods that `auto` was chosen from (`CANDIDATES`), each applied
+`--video` measures, instead, a clip: two shots panning over backlit renderings (`video_clip`, one cut),
+ISO 800-like noise on every frame, encoded with x264 at each `--crf` and decoded as `cliplit enhance
+clip.mp4` decodes it; enhanced with `off`, `auto` (one level per scene, `SceneDenoiser`, as the video
+pipeline runs it), `auto` measured on every frame, and the best fixed level; it prints the warping error
+(`cliplit.video.stability`, within each shot) and the shadow PSNR against the enhancement of the clean
+clip. `--crops` writes a crop of one frame at the first CRF.
+
+`--candidates` compares, instead, the methods that `auto` was chosen from (`_candidate_methods`), each applied
 with the same gain weight and noise estimate to the same network map: shadow PSNR gain over `off` per
 degradation, and CPU time against exact mode's network.
 
@@ -50,7 +69,9 @@ DEFAULT_SCENES = (*PHOTO_SCENES, SYNTHETIC)
 # ISO-like sensor noise on [0, 1] values: variance = shot * x + read (photon shot noise + read noise)
 ISO_NOISE = {400: (2.5e-4, 1e-5), 800: (5e-4, 2e-5), 1600: (1e-3, 4e-5), 3200: (2e-3, 8e-5)}
 DEFAULT_DEGRADATIONS = ("clean16", "clean8", "jpeg60", "jpeg75", "jpeg90", "iso400", "iso1600", "iso800+jpeg90",
-                        "iso800+jpeg75")
+                        "iso800+jpeg75", "jpeg75+png", "iso800+jpeg75+png", "jpeg75+crop3+png", "webp95", "avif90", "webp75",
+                        "iso800+webp75", "avif60", "iso800+avif60", "heic60", "iso800+heic60")
+CODECS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "heic": "HEIF"}  # degradation step prefix -> file format
 SIXTEEN_BIT, EIGHT_BIT = 65535, 255
 # The backlit rendering (`render_backlit`)
 EXPOSURE = 0.2  # the scene keeps this fraction of its light, as a camera metering for the light leaves it ...
@@ -61,7 +82,16 @@ GLOW_TINT = (1.0, 0.92, 0.78)  # warm low sun
 HAZE = 0.02  # veiling glare over the whole frame
 CROP_SIDE = 128  # pixels of each crop, shown at CROP_ZOOM x
 CROP_ZOOM = 2
-CROP_CASES = ("jpeg75", "iso1600")
+CROP_CASES = ("jpeg75", "iso1600", "iso800+jpeg75+png", "iso800+webp75")
+FIXED_LEVELS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the fixed `--denoise S` levels `auto` is compared with
+# The video case (`--video`): a noisy backlit clip through x264
+VIDEO_CRFS = (18, 23, 28)
+VIDEO_FRAMES = 16
+VIDEO_SIZE = "192x256"  # frame height x width
+VIDEO_SCENES = ("astronaut", "coffee")  # two shots, panned, with a cut between them
+VIDEO_ISO = 800
+VIDEO_FPS = 24
+STABILITY_SCALE = 1e4  # warping errors are printed x 1e4 (as bench/video_stability.py)
 CROP_JPEG_QUALITY = 88
 
 
@@ -123,12 +153,24 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(pixels, 0, 1) * EIGHT_BIT + 0.5).astype(np.uint8)
 
 
-def _jpeg(codes: np.ndarray, quality: int):
-    """8-bit codes -> the PIL image decoded from their JPEG file (Pillow's defaults: 4:2:0 chroma)."""
+def _codes(image) -> np.ndarray:
+    """The 8-bit pixels (H, W, 3) uint8 of a float rendering, a uint8 array or a decoded PIL image."""
+    if isinstance(image, np.ndarray):
+        return image if image.dtype == np.uint8 else _to_uint8(image)
+    return np.asarray(image.convert("RGB"))
+
+
+def _encoded(codes: np.ndarray, file_format: str, quality: int):
+    """8-bit codes -> the PIL image decoded from their file in `file_format` at `quality` (Pillow's encoders,
+    pillow-heif's for HEIF: JPEG with 4:2:0 chroma, WebP (VP8), AVIF (AV1), HEIC (x265), each with its defaults)."""
     from PIL import Image
 
+    if file_format == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
     buffer = io.BytesIO()
-    Image.fromarray(codes).save(buffer, "JPEG", quality=quality)
+    Image.fromarray(codes).save(buffer, file_format, quality=quality)
     buffer.seek(0)
     image = Image.open(buffer)
     image.load()
@@ -141,23 +183,46 @@ def _noisy(pixels: np.ndarray, iso: int, seed: int) -> np.ndarray:
     return pixels + noise * np.sqrt(shot * pixels + read)
 
 
+def _stage(image, stage: str, seed: int):
+    """One step of `degrade`."""
+    if stage == "clean16":
+        return np.floor(np.clip(image, 0, 1) * SIXTEEN_BIT + 0.5).astype(np.uint16)
+    if stage == "clean8":
+        return _codes(image)
+    if stage.startswith("iso"):
+        return _noisy(image, int(stage[len("iso"):]), seed)
+    for prefix, file_format in CODECS.items():
+        if stage.startswith(prefix):
+            decoded = _encoded(_codes(image), file_format, int(stage[len(prefix):]))
+            return decoded if file_format == "JPEG" else _codes(decoded)  # a JPEG keeps its file's tables
+    if stage.startswith("crop"):
+        pixels = int(stage[len("crop"):])
+        return np.ascontiguousarray(_codes(image)[pixels:, pixels:])
+    if stage == "png":  # the decoded pixels saved as a PNG and read back: the JPEG file's tables are gone
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(_codes(image)).save(buffer, "PNG")
+        buffer.seek(0)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+    raise ValueError(f"unknown degradation step {stage!r}")
+
+
 def degrade(pixels: np.ndarray, degradation: str, seed: int = 0):
     """
     The clean rendering `pixels` (H, W, 3) float32 degraded as `degradation` says (see the module
-    docstring): a uint8 / uint16 array or a PIL image decoded from a JPEG file (with its tables).
+    docstring: steps joined by "+", applied left to right): a uint8 / uint16 array, or a PIL image
+    decoded from a JPEG file (with its tables).
     """
-    if "+" in degradation:  # noise, then JPEG
-        noise, compression = degradation.split("+")
-        return _jpeg(degrade(pixels, noise, seed), int(compression[len("jpeg"):]))
-    if degradation == "clean16":
-        return np.floor(np.clip(pixels, 0, 1) * SIXTEEN_BIT + 0.5).astype(np.uint16)
-    if degradation == "clean8":
-        return _to_uint8(pixels)
-    if degradation.startswith("jpeg"):
-        return _jpeg(_to_uint8(pixels), int(degradation[len("jpeg"):]))
-    if degradation.startswith("iso"):
-        return _to_uint8(_noisy(pixels, int(degradation[len("iso"):]), seed))
-    raise ValueError(f"unknown degradation {degradation!r}")
+    image = pixels
+    for stage in degradation.split("+"):
+        image = _stage(image, stage, seed)
+    return _codes(image) if isinstance(image, np.ndarray) and image.dtype == np.float32 else image
+
+
+def cropped_pixels(degradation: str) -> int:
+    """The rows and columns that `degradation` cuts from the top and left (its `cropN` steps)."""
+    return sum(int(stage[len("crop"):]) for stage in degradation.split("+") if stage.startswith("crop"))
 
 
 @dataclass
@@ -195,8 +260,8 @@ def enhance_pixels(enhancer, image) -> tuple[np.ndarray, float]:
     return enhanced.pixels, time.process_time() - start
 
 
-def denoise_cost(enhancer, image) -> tuple[float, float]:
-    """(CPU seconds of exact mode's illumination, CPU seconds of the `auto` denoising) on one image."""
+def denoise_cost(enhancer, image) -> tuple[float, float, object]:
+    """(CPU seconds of the engine's illumination, CPU seconds of the `auto` denoising, its plan) on one image."""
     import torch
 
     from cliplit.engine.denoise import denoised_input
@@ -208,8 +273,8 @@ def denoise_cost(enhancer, image) -> tuple[float, float]:
     illumination = enhancer.illumination(pixel_values)[0, 0].numpy()
     network = time.process_time() - start
     start = time.process_time()
-    denoised_input(decoded.pixels, illumination, enhancer.strength, "auto", decoded.jpeg)
-    return network, time.process_time() - start
+    _, plan = denoised_input(decoded.pixels, illumination, enhancer.strength, "auto", decoded.jpeg)
+    return network, time.process_time() - start, plan
 
 
 def photo_costs(enhancer, paths: list[Path]) -> None:
@@ -218,11 +283,11 @@ def photo_costs(enhancer, paths: list[Path]) -> None:
 
     for path in paths:
         decoded = read_image(path)
-        network, denoise = denoise_cost(enhancer, decoded)
+        network, denoise, plan = denoise_cost(enhancer, decoded)
         height, width = decoded.pixels.shape[:2]
         layout = "not a JPEG" if decoded.jpeg is None else "JPEG, 4:2:0" if decoded.jpeg.chroma_table is not None else "JPEG"
-        print(f"{path.name}: {width} x {height} ({layout}): network {network:.2f} s, denoising {denoise:.2f} s "
-              f"CPU = {denoise / network:.1%} of {enhancer.settings.mode} mode's network")
+        print(f"{path.name}: {width} x {height} ({layout}; auto: {plan_label(plan)}): network {network:.2f} s, "
+              f"denoising {denoise:.2f} s CPU = {denoise / network:.1%} of {enhancer.settings.mode} mode's network")
 
 
 def darkest_box(gain: np.ndarray, side: int) -> tuple[int, int]:
@@ -333,6 +398,223 @@ def compare_candidates(engine, scenes, degradations, width) -> None:
         print(f"{method_name:<28}{cells}{np.mean(cost[method_name]):>16.1%}")
 
 
+def divided(pixels: np.ndarray, illumination: np.ndarray, strength: float) -> np.ndarray:
+    """The enhancement of `pixels` (H, W, 3) by its map `illumination` (H, W), as the engine divides."""
+    import torch
+
+    from cliplit.model.network import apply_illumination
+
+    values = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+    return apply_illumination(values, torch.from_numpy(illumination)[None, None], strength)[0].permute(1, 2, 0).numpy()
+
+
+def network_map(engine, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the engine's illumination map (H, W) of `pixels` (H, W, 3), CPU seconds it took)."""
+    import torch
+
+    start = time.process_time()
+    illumination = engine.illumination(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0))[0, 0].numpy()
+    return illumination, time.process_time() - start
+
+
+def settings_outputs(decoded, illumination: np.ndarray, strength: float, tile: int | None = None) -> tuple[dict, object, float]:
+    """
+    The enhancement of `decoded` (a `DecodedImage`) on its map `illumination` with each setting: "off",
+    "auto" and each of FIXED_LEVELS (as `--denoise S`), as `Enhancer` applies them (`denoised_input`,
+    then the division). Returns ({setting name: (H, W, 3)}, auto's plan (None: unchanged), auto's CPU seconds).
+    """
+    from cliplit.engine.denoise import denoised_input, known_compression, resolve_plan
+
+    start = time.process_time()
+    cleaned, plan = denoised_input(decoded.pixels, illumination, strength, "auto", decoded.jpeg, tile)
+    cost = time.process_time() - start
+    outputs = {"off": divided(decoded.pixels, illumination, strength), "auto": divided(cleaned, illumination, strength)}
+    gain = np.power(illumination, -float(strength), dtype=np.float32)
+    compression = (plan.jpeg, plan.history) if plan is not None else known_compression(decoded.pixels, decoded.jpeg)
+    for level in FIXED_LEVELS:
+        fixed = resolve_plan(level, decoded.pixels, gain, decoded.jpeg, compression)
+        cleaned, _ = denoised_input(decoded.pixels, illumination, strength, fixed or "off", decoded.jpeg, tile)
+        outputs[f"{level:g}"] = divided(cleaned, illumination, strength)
+    return outputs, plan, cost
+
+
+def plan_label(plan) -> str:
+    """A short name of what `auto` did: '-' (nothing), the level, a JPEG history's quality, the codec floor."""
+    if plan is None:
+        return "-"
+    label = f"{plan.sigma * EIGHT_BIT:.2f}"
+    if plan.history is not None:
+        label += f" hist q{plan.history.quality}"
+    elif plan.jpeg is not None:
+        label += " file"
+    if plan.level is not None and plan.level.codec:
+        label += " codec"
+    return label
+
+
+def measure_photos(engine, args) -> None:
+    """The table of docs/denoise.md: each degradation, off / auto / the best fixed level, whole image and shadows."""
+    from cliplit.imaging.codec import decode_image
+
+    shadow, whole, ssims, labels, costs, identical, crops = {}, {}, {}, {}, [], {}, {}
+    for name in args.scenes:
+        clean = backlit_scene(name, args.width)
+        references = {}
+        for degradation in args.degradations:
+            crop = cropped_pixels(degradation)
+            if crop not in references:  # the truth of a crop is the crop of the truth, enhanced
+                truth = np.ascontiguousarray(clean[crop:, crop:])
+                truth_map, _ = network_map(engine, truth)
+                references[crop] = (divided(truth, truth_map, engine.strength), truth_map ** -engine.strength > SHADOW_GAIN)
+            reference, shadows = references[crop]
+            decoded = decode_image(degrade(clean, degradation, seed=len(name)))
+            illumination, network_seconds = network_map(engine, decoded.pixels)
+            outputs, plan, cost = settings_outputs(decoded, illumination, engine.strength, engine.settings.tile_size)
+            if plan is not None:
+                costs.append(cost / network_seconds)
+            labels.setdefault(degradation, []).append(plan_label(plan))
+            identical.setdefault(degradation, []).append(np.array_equal(outputs["auto"], outputs["off"]))
+            for setting, output in outputs.items():
+                shadow.setdefault(degradation, {}).setdefault(setting, []).append(psnr(output, reference, shadows))
+                whole.setdefault(degradation, {}).setdefault(setting, []).append(psnr(output, reference))
+            for setting in ("off", "auto"):
+                ssims.setdefault(degradation, {}).setdefault(setting, []).append(score(outputs[setting], reference, shadows).ssim_shadows)
+            if name == args.scenes[0] and degradation in CROP_CASES:
+                gain = illumination ** -engine.strength
+                side = min(CROP_SIDE, *gain.shape)
+                top, left = darkest_box(gain, side)
+                box = (slice(top, top + side), slice(left, left + side))
+                crops[degradation] = [reference[box], outputs["off"][box], outputs["auto"][box]]
+    print(f"scenes: {', '.join(args.scenes)} at {args.width} px wide, {args.mode} mode; shadows: gain > {SHADOW_GAIN:g}; "
+          f"PSNR (dB) against the enhancement of the clean rendering, mean over the scenes; best: the fixed --denoise S "
+          f"(of {', '.join(f'{level:g}' for level in FIXED_LEVELS)}) of the best mean shadow PSNR; "
+          "LPIPS: not computed (its network weights are not available offline)")
+    print(f"{'degradation':<20} {'whole off':>9} {'auto':>6} {'best':>6} | {'shadows off':>11} {'auto':>6} {'gain':>6} "
+          f"{'best':>6} {'gain':>6} {'S':>4} | {'SSIM sh. off':>12} {'auto':>6} | {'min gain':>8} | {'auto = off':>10} | auto's level per scene")
+    for degradation in args.degradations:
+        mean_shadow = {setting: float(np.mean(values)) for setting, values in shadow[degradation].items()}
+        mean_whole = {setting: float(np.mean(values)) for setting, values in whole[degradation].items()}
+        best = max((f"{level:g}" for level in FIXED_LEVELS), key=mean_shadow.get)
+        off, auto = mean_shadow["off"], mean_shadow["auto"]
+        smallest = min(a - o for a, o in zip(shadow[degradation]["auto"], shadow[degradation]["off"]))
+        ssim_off, ssim_auto = (float(np.mean(ssims[degradation][k])) for k in ("off", "auto"))
+        print(f"{degradation:<20} {mean_whole['off']:>9.2f} {mean_whole['auto']:>6.2f} {mean_whole[best]:>6.2f} | "
+              f"{off:>11.2f} {auto:>6.2f} {auto - off:>+6.2f} {mean_shadow[best]:>6.2f} {mean_shadow[best] - off:>+6.2f} {best:>4} | "
+              f"{ssim_off:>12.4f} {ssim_auto:>6.4f} | {smallest:>+8.2f} | {sum(identical[degradation]):>4} of {len(identical[degradation]):<3} | "
+              f"{', '.join(labels[degradation])}")
+    print("shadow PSNR gain over off (dB, mean over the scenes) of auto and of each fixed level:")
+    print(f"{'degradation':<20} {'auto':>6} " + " ".join(f"{f'S={level:g}':>6}" for level in FIXED_LEVELS))
+    for degradation in args.degradations:
+        off = float(np.mean(shadow[degradation]["off"]))
+        gains = [float(np.mean(shadow[degradation][setting])) - off for setting in ("auto", *(f"{level:g}" for level in FIXED_LEVELS))]
+        print(f"{degradation:<20} " + " ".join(f"{gain:>+6.2f}" for gain in gains))
+    if costs:
+        print(f"auto's denoising CPU time: {np.mean(costs):.1%} of {args.mode} mode's network on average (max {max(costs):.1%}; "
+              f"{len(costs)} images it changed; CPU time, time.process_time)")
+    if args.crops is not None and crops:
+        write_crops(args.crops, [(k, crops[k]) for k in CROP_CASES if k in crops])
+
+
+def video_clip(frames: int, height: int, width: int) -> list[np.ndarray]:
+    """
+    The clean backlit clip, (height, width, 3) float32 frames: a pan (`cliplit.video.scenes`) over the
+    backlit rendering of each of VIDEO_SCENES, half the frames each (one cut between them).
+    """
+    from cliplit.video.scenes import PAN_PIXELS_PER_FRAME, make_scene
+
+    clip = []
+    for index, name in enumerate(VIDEO_SCENES):
+        count = frames // len(VIDEO_SCENES) if index < len(VIDEO_SCENES) - 1 else frames - len(clip)
+        scene_width = width + count * PAN_PIXELS_PER_FRAME
+        photo = backlit_scene(name, scene_width)
+        while photo.shape[0] < height:  # a landscape photo: wider until it is tall enough
+            scene_width += height - photo.shape[0]
+            photo = backlit_scene(name, scene_width)
+        clip += make_scene("pan", photo, count, height, width)
+    return clip
+
+
+def h264(frames: list[np.ndarray], crf: int) -> list:
+    """8-bit RGB `frames` encoded with x264 (4:2:0, CRF `crf`, the `fast` preset as `cliplit enhance` writes) and
+    decoded again as the video pipeline decodes them (`DecodedImage`s)."""
+    import tempfile
+
+    import av
+
+    from cliplit.video.transcode import frame_to_image
+
+    height, width = frames[0].shape[:2]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"crf": str(crf), "preset": "fast"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        with av.open(str(path)) as container:
+            return [frame_to_image(frame) for frame in container.decode(video=0)]
+
+
+def measure_video(engine, auto_engine, args) -> None:
+    """The video case of docs/denoise.md: a noisy backlit clip through H.264 at each --crf, enhanced with
+    off, auto (one level per scene, as `cliplit enhance clip.mp4` does), auto measured on every frame and each
+    fixed level; warping error and shadow PSNR against the enhancement of the clean clip. `engine`, `auto_engine`:
+    `Enhancer`s with the same settings, denoise off and auto."""
+    from cliplit.video.scene_denoise import SceneDenoiser
+    from cliplit.video.stability import motion, warping_error
+
+    height, width = (int(side) for side in args.size.split("x"))
+    clean = video_clip(args.frames, height, width)
+    shot = args.frames // len(VIDEO_SCENES)
+    shots = [slice(index * shot, (index + 1) * shot if index < len(VIDEO_SCENES) - 1 else args.frames)
+             for index in range(len(VIDEO_SCENES))]  # as `video_clip` makes them
+    motions = [motion(clean[frames]) for frames in shots]
+
+    def warping(frames: list[np.ndarray]) -> float:  # within each shot (not across the cut), x STABILITY_SCALE
+        errors = [warping_error(frames[frames_of], pairs=pairs) for frames_of, pairs in zip(shots, motions)]
+        return float(np.mean(errors)) * STABILITY_SCALE
+    references, shadows = [], []
+    for frame in clean:
+        illumination, _ = network_map(engine, frame)
+        references.append(divided(frame, illumination, engine.strength))
+        shadows.append(illumination ** -engine.strength > SHADOW_GAIN)
+    noisy = [_codes(_noisy(frame, VIDEO_ISO, seed)) for seed, frame in enumerate(clean)]
+    print(f"video: {args.frames} frames of {width} x {height} (two pans, one cut), ISO {VIDEO_ISO}-like noise, x264 4:2:0 "
+          f"'fast'; {engine.settings.mode} mode; warping error x 1e4 along the clean clip's motion; shadow PSNR (dB, gain > "
+          f"{SHADOW_GAIN:g}) against the enhancement of the clean clip, mean over frames")
+    print(f"enhancement of the clean clip: warping error {warping(references):.2f}")
+    print(f"{'CRF':>4} {'setting':<18} {'warping':>8} {'shadow PSNR':>11} {'gain':>6} | auto's levels per scene")
+    crops = None
+    for crf in args.crf:
+        decoded = h264(noisy, crf)
+        maps = [network_map(engine, image.pixels)[0] for image in decoded]
+        outputs: dict[str, list[np.ndarray]] = {}
+        for image, illumination in zip(decoded, maps):
+            for setting, output in settings_outputs(image, illumination, engine.strength, engine.settings.tile_size)[0].items():
+                outputs.setdefault("auto, every frame" if setting == "auto" else setting, []).append(output)
+        scenes = SceneDenoiser(auto_engine)
+        outputs["auto"] = [image.pixels for image in scenes(decoded)]
+        off = np.mean([psnr(o, r, m) for o, r, m in zip(outputs["off"], references, shadows)])
+        best = max((f"{level:g}" for level in FIXED_LEVELS),
+                   key=lambda s: np.mean([psnr(o, r, m) for o, r, m in zip(outputs[s], references, shadows)]))
+        levels = ", ".join(plan_label(plan) for _, plan in scenes.scenes)
+        for setting in ("off", "auto", "auto, every frame", best):
+            shadow = np.mean([psnr(o, r, m) for o, r, m in zip(outputs[setting], references, shadows)])
+            name = f"best fixed {setting}" if setting == best else setting
+            print(f"{crf:>4} {name:<18} {warping(outputs[setting]):>8.2f} "
+                  f"{shadow:>11.2f} {shadow - off:>+6.2f} | {levels if setting == 'auto' else ''}")
+        if crops is None:
+            frame = len(clean) // (2 * len(VIDEO_SCENES))  # the middle of the first shot
+            gain = maps[frame] ** -engine.strength
+            side = min(CROP_SIDE, *gain.shape)
+            top, left = darkest_box(gain, side)
+            box = (slice(top, top + side), slice(left, left + side))
+            crops = [(f"H.264 CRF {crf}, frame {frame + 1}", [references[frame][box], outputs["off"][frame][box], outputs["auto"][frame][box]])]
+    if args.crops is not None and crops:
+        write_crops(args.crops, crops)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="authors' .pth checkpoint, model folder or published name")
@@ -345,6 +627,10 @@ def main(argv=None) -> int:
     parser.add_argument("--candidates", action="store_true", help="compare the candidate methods instead (module docstring)")
     parser.add_argument("--cost", nargs="+", type=Path, metavar="PHOTO", default=None,
                         help="measure the denoising's CPU time on these photos instead (module docstring)")
+    parser.add_argument("--video", action="store_true", help="measure the video case instead (module docstring)")
+    parser.add_argument("--crf", type=int, nargs="+", default=list(VIDEO_CRFS), help="x264 CRFs of the video case")
+    parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="frames of the video case")
+    parser.add_argument("--size", default=VIDEO_SIZE, help=f"HxW of the video case's frames (default {VIDEO_SIZE})")
     args = parser.parse_args(argv)
 
     import torch
@@ -361,46 +647,11 @@ def main(argv=None) -> int:
     if args.cost:
         photo_costs(Enhancer(network, mode=args.mode), args.cost)
         return 0
-    engines = {setting: Enhancer(network, mode=args.mode, denoise=setting) for setting in ("off", "auto")}
-    results: dict[str, dict[str, list[Scores]]] = {d: {"off": [], "auto": []} for d in args.degradations}
-    costs, crops = [], {}
-    for name in args.scenes:
-        clean = backlit_scene(name, args.width)
-        reference, _ = enhance_pixels(engines["off"], clean)
-        pixel_values = torch.from_numpy(clean).permute(2, 0, 1).unsqueeze(0)
-        gain = 1 / engines["off"].illumination(pixel_values)[0, 0].numpy() ** engines["off"].strength
-        shadows = gain > SHADOW_GAIN
-        for degradation in args.degradations:
-            degraded = degrade(clean, degradation, seed=len(name))
-            outputs = {}
-            for setting, engine in engines.items():
-                outputs[setting], _ = enhance_pixels(engine, degraded)
-                results[degradation][setting].append(score(outputs[setting], reference, shadows))
-            if degradation in ("jpeg75", "iso1600"):
-                costs.append(denoise_cost(engines["auto"], degraded))
-            if name == args.scenes[0] and degradation in CROP_CASES:
-                side = min(CROP_SIDE, *gain.shape)
-                top, left = darkest_box(gain, side)
-                box = (slice(top, top + side), slice(left, left + side))
-                crops[degradation] = [reference[box], outputs["off"][box], outputs["auto"][box]]
-    print(f"scenes: {', '.join(args.scenes)} at {args.width} px wide; shadows: gain > {SHADOW_GAIN:g}; "
-          "LPIPS: not computed (its network weights are not available offline)")
-    header = (f"{'degradation':<12} {'PSNR off':>9} {'auto':>7} {'gain':>6} | {'shadows off':>11} {'auto':>7} {'gain':>6} | "
-              f"{'SSIM off':>8} {'auto':>7} | {'shadows off':>11} {'auto':>7} | {'min shadow gain':>15}")
-    print(header)
-    for degradation, by_setting in results.items():
-        off, auto = ({field: float(np.mean([getattr(s, field) for s in by_setting[k]])) for field in Scores.__dataclass_fields__}
-                     for k in ("off", "auto"))
-        print(f"{degradation:<12} {off['psnr']:>9.2f} {auto['psnr']:>7.2f} {auto['psnr'] - off['psnr']:>+6.2f} | "
-              f"{off['psnr_shadows']:>11.2f} {auto['psnr_shadows']:>7.2f} {auto['psnr_shadows'] - off['psnr_shadows']:>+6.2f} | "
-              f"{off['ssim']:>8.4f} {auto['ssim']:>7.4f} | {off['ssim_shadows']:>11.4f} {auto['ssim_shadows']:>7.4f} | "
-              f"{min(a.psnr_shadows - o.psnr_shadows for a, o in zip(by_setting['auto'], by_setting['off'])):>+15.2f}")
-    if costs:
-        ratios = [denoise / network for network, denoise in costs]
-        print(f"denoising CPU time: {np.mean(ratios):.1%} of {args.mode} mode's network on average (max {max(ratios):.1%}; "
-              f"{len(costs)} images, jpeg75 and iso1600 inputs)")
-    if args.crops is not None and crops:
-        write_crops(args.crops, [(k, crops[k]) for k in CROP_CASES if k in crops])
+    engine = Enhancer(network, mode=args.mode)
+    if args.video:
+        measure_video(engine, Enhancer(network, mode=args.mode, denoise="auto"), args)
+    else:
+        measure_photos(engine, args)
     return 0
 
 

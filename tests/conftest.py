@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["denoise_scenes"]  # the denoising tests' scene and engines (tests/denoise_scenes.py)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ENV_VAR = "CLIPLIT_SHARED"  # another place for ../shared (the GPU check carries it into the checkout: docs/speed.md)
 SHARED_REFERENCE = Path(os.environ.get(SHARED_ENV_VAR) or REPO_ROOT.parent / "shared") / "reference"

@@ -26,8 +26,12 @@ on. The illumination map itself is the network's, unchanged. D works in YCbCr (t
    level sigma, and (other inputs) a guided filter of the chroma, guided by the luma (chroma noise and
    JPEG's subsampled chroma are coarse blotches, the luma holds the edges).
 
-sigma (the input's noise, in [0, 1] units) is given (`--denoise S`: S in 8-bit levels) or estimated
-(`auto`, `estimate_noise`) from the flat pixels of the shadows, the only ones that matter here.
+sigma (the input's noise, in [0, 1] units) is given (`--denoise S`: S in 8-bit levels) or measured
+(`auto`, `cliplit.engine.noise_level`) from the flat pixels of the shadows, the only ones that matter
+here, with a floor for images whose chroma a codec subsampled. A JPEG's compression is read from its
+file (`cliplit.imaging.jpeg`) or, for an image given as pixels (a PNG-saved or cropped JPEG),
+recovered from them (`cliplit.engine.jpeg_history`); a crop's grid is put back at (0, 0) by padding
+(`apply_plan`).
 Every step is local, so `denoise_tiled` processes tiles with a halo of `plan.halo` real neighbours and
 gives the whole-image result; all operators are OpenCV's (bilateral, non-local means, box filter, resize,
 colour conversion) and block DCTs as numpy matrix products. Measurements and the choice of this design: docs/denoise.md.
@@ -37,20 +41,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..imaging.jpeg import CHROMA_SUBSAMPLING, JPEG_BLOCK, JpegCompression
+from .noise_level import FULL_GAIN, LEVELS, NoiseLevel, auto_level
 
-FULL_GAIN = 2.0  # from this gain on, the full denoised value is used (the benchmark's "shadows")
-LEVELS = 255.0  # 8-bit levels per unit: `--denoise S` is in levels, JPEG tables are in levels
-# Noise estimation (`auto`): Immerkaer's Laplacian-difference kernel, whose response to white noise of
-# std sigma has std 6 sigma; over the flatter half of the pixels, the median absolute response is the
-# 25th percentile of |N(0, 6 sigma)|, 0.3186 * 6 sigma.
-NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-NOISE_KERNEL_GAIN = 6.0
-QUARTILE_TO_STD = 0.3186  # the 25th percentile of |N(0, 1)|
-MIN_SHADOW_PIXELS = 64  # fewer shadow pixels than this: nothing to clean, sigma = 0
+if TYPE_CHECKING:
+    from .jpeg_history import JpegHistory
+
 # The filters (chosen from the measurements in docs/denoise.md).
 LUMA_RADIUS = 3  # bilateral filter of the luma: diameter 2r + 1
 LUMA_SPACE_SIGMA = 2.0
@@ -75,9 +75,6 @@ UPSAMPLED_CHROMA_EPS = 3e-6
 DECODER_UPSAMPLING_INVERSION_STEPS = 6  # Richardson iterations that undo the decoder's triangle upsampling
 # The decoder's triangle ("fancy") upsampling, 2x2-averaged back to the chroma grid: [1, 6, 1] / 8 per axis
 UPSAMPLING_BLUR = np.array([1.0, 6.0, 1.0], dtype=np.float32) / 8
-# `auto` takes a measured noise below this (8-bit levels) as none: 8-bit quantization alone is 0.29
-# levels, and clean renderings measure 0.0-0.35 (texture the estimator cannot tell from noise; docs/denoise.md)
-AUTO_NOISE_FLOOR = 0.5
 MIN_SIGMA = 1e-4  # below this noise level (0.03 levels) the filters would be the identity
 TILE_GRID = JPEG_BLOCK * CHROMA_SUBSAMPLING  # tiles start on the 16x16 grid of 4:2:0 JPEG blocks
 WHOLE_PIXELS = 4_000_000  # larger images are denoised in tiles (a few dozen float32 temporaries per pixel)
@@ -88,11 +85,15 @@ DENOISE_TILE = 1024
 class DenoisePlan:
     """
     What to clean in one image: `sigma` the std of the input's noise in [0, 1] units (0: no noise
-    filter), `jpeg` the JPEG compression to undo (None: not a JPEG, or unknown tables).
+    filter), `jpeg` the JPEG compression to undo (None: not a JPEG, or unknown tables), `history` set
+    when that compression was recovered from the pixels (`cliplit.engine.jpeg_history`), not read from
+    a JPEG file, `level` what `auto` measured (None: a level given by the user).
     """
 
     sigma: float
     jpeg: JpegCompression | None = None
+    history: JpegHistory | None = None
+    level: NoiseLevel | None = None
 
     @property
     def active(self) -> bool:
@@ -122,36 +123,33 @@ def gain_weight(gain: np.ndarray) -> np.ndarray:
     return np.clip((gain - 1.0) / (FULL_GAIN - 1.0), 0.0, 1.0).astype(np.float32)
 
 
-def estimate_noise(pixels: np.ndarray, gain: np.ndarray) -> float:
+def known_compression(pixels: np.ndarray, jpeg: JpegCompression | None) -> tuple[JpegCompression | None, JpegHistory | None]:
     """
-    The std of the noise of `pixels` (H, W, 3) float32 in [0, 1], in [0, 1] units, measured on the
-    luma of the shadows (gain (H, W) >= FULL_GAIN): the median absolute response of Immerkaer's
-    kernel, which cancels smooth shading, over the flatter half of those pixels.
+    The JPEG compression to undo in `pixels` (H, W, 3): (`jpeg`, None) when the file's is known, else
+    the one recovered from the pixels, (compression, its `JpegHistory`), or (None, None).
     """
-    import cv2
+    if jpeg is not None:
+        return jpeg, None
+    from .jpeg_history import jpeg_history
 
-    luma = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)[:, :, 0]
-    response = np.abs(cv2.filter2D(luma, -1, NOISE_KERNEL, borderType=cv2.BORDER_REFLECT))
-    values = response[gain >= FULL_GAIN]
-    if values.size < MIN_SHADOW_PIXELS:
-        return 0.0
-    flat = values[values <= np.median(values)]  # texture and edges respond more than noise: drop them
-    return float(np.median(flat)) / (NOISE_KERNEL_GAIN * QUARTILE_TO_STD)
+    history = jpeg_history(pixels)
+    return (history.compression, history) if history is not None else (None, None)
 
 
-def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None) -> DenoisePlan | None:
+def resolve_plan(setting, pixels: np.ndarray, gain: np.ndarray, jpeg: JpegCompression | None,
+                 compression: tuple[JpegCompression | None, JpegHistory | None] | None = None) -> DenoisePlan | None:
     """
     The plan for one image from the `denoise` setting (None or "off": nothing, "auto": sigma measured by
-    `estimate_noise`, a number: sigma in 8-bit levels); None when there is nothing to do.
+    `cliplit.engine.noise_level.auto_level`, a number: sigma in 8-bit levels); None when there is nothing
+    to do. `jpeg`: the compression read from the image's JPEG file; without it, a JPEG history is looked
+    for in the pixels (`compression`: `known_compression`'s answer, when already found).
     """
     if setting is None or setting == "off":
         return None
-    if setting == "auto":
-        sigma = estimate_noise(pixels, gain)
-        sigma = sigma if sigma >= AUTO_NOISE_FLOOR / LEVELS else 0.0  # a clean photo is left as it is
-    else:
-        sigma = float(setting) / LEVELS
-    plan = DenoisePlan(sigma, jpeg)
+    jpeg, history = compression if compression is not None else known_compression(pixels, jpeg)
+    level = auto_level(pixels, gain, jpeg is not None) if setting == "auto" else None
+    sigma = level.sigma if level is not None else float(setting) / LEVELS
+    plan = DenoisePlan(sigma, jpeg, history, level)
     return plan if plan.active else None
 
 
@@ -164,7 +162,7 @@ def dct_matrix(size: int = JPEG_BLOCK) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def _blocks(plane: np.ndarray) -> np.ndarray:
+def block_view(plane: np.ndarray) -> np.ndarray:
     """(H, W) with H, W multiples of 8 -> (H/8, W/8, 8, 8) view of its blocks."""
     height, width = plane.shape
     return plane.reshape(height // JPEG_BLOCK, JPEG_BLOCK, width // JPEG_BLOCK, JPEG_BLOCK).swapaxes(1, 2)
@@ -177,7 +175,7 @@ def _unblocks(blocks: np.ndarray) -> np.ndarray:
 
 def project_on_quantization(plane: np.ndarray, low: np.ndarray, high: np.ndarray, dct: np.ndarray) -> np.ndarray:
     """`plane` (H, W) block-aligned -> the nearest plane whose block DCT coefficients lie in [low, high]."""
-    coefficients = dct @ _blocks(plane) @ dct.T
+    coefficients = dct @ block_view(plane) @ dct.T
     np.clip(coefficients, low, high, out=coefficients)
     return _unblocks(dct.T @ coefficients @ dct)
 
@@ -194,7 +192,7 @@ def quantization_cells(plane: np.ndarray, table: np.ndarray, dct: np.ndarray) ->
     `plane` (H, W) in [0, 1] as decoded -> (low, high) (H/8, W/8, 8, 8): the DCT coefficients of each
     (padded) block that round to the same quantized values as the decoded ones.
     """
-    steps = np.round(dct @ _blocks(_padded_levels(plane)) @ dct.T / table)
+    steps = np.round(dct @ block_view(_padded_levels(plane)) @ dct.T / table)
     return (steps - 0.5) * table, (steps + 0.5) * table
 
 
@@ -371,22 +369,38 @@ def whole_image_limit_tile(height: int, width: int) -> int | None:
 
 
 def denoised_input(pixels: np.ndarray, illumination: np.ndarray, strength: float, setting,
-                   jpeg: JpegCompression | None = None, tile: int | None = None) -> np.ndarray:
+                   jpeg: JpegCompression | None = None, tile: int | None = None) -> tuple[np.ndarray, DenoisePlan | None]:
     """
-    The input to divide by the illumination: `pixels` (H, W, 3) float32 in [0, 1] cleaned in proportion
-    to the gain illumination ** -strength (`illumination` (H, W) float32 > 0, the network's map), or
-    `pixels` itself when `setting` (as `check_denoise` returns it) is "off" or there is nothing to clean.
+    The input to divide by the illumination and the plan that cleaned it: `pixels` (H, W, 3) float32 in
+    [0, 1] cleaned in proportion to the gain illumination ** -strength (`illumination` (H, W) float32 > 0,
+    the network's map), or (`pixels` itself, None) when `setting` (as `check_denoise` returns it, or a
+    `DenoisePlan` to apply as it is, such as a video scene's) is "off" or there is nothing to clean.
     `tile`: the denoising tile (None: one pass up to WHOLE_PIXELS pixels, else DENOISE_TILE).
     """
-    if setting == "off" or strength == 0:
-        return pixels
+    if setting == "off" or setting is None or strength == 0:
+        return pixels, None
     gain = np.power(illumination, -float(strength), dtype=np.float32)
-    plan = resolve_plan(setting, pixels, gain, jpeg)
+    plan = setting if isinstance(setting, DenoisePlan) else resolve_plan(setting, pixels, gain, jpeg)
     if plan is None:
-        return pixels
+        return pixels, None
+    return apply_plan(pixels, gain, plan, tile), plan
+
+
+def apply_plan(pixels: np.ndarray, gain: np.ndarray, plan: DenoisePlan, tile: int | None = None) -> np.ndarray:
+    """
+    `pixels` (H, W, 3) float32 cleaned by `plan` in proportion to `gain` (H, W): `denoise_tiled`, on the
+    image padded at its top and left (edges repeated) so that the JPEG grid of a crop starts at (0, 0).
+    `tile`: as `denoised_input`'s.
+    """
     height, width = gain.shape
-    return denoise_tiled(pixels, gain, plan, tile if tile else whole_image_limit_tile(height, width))
+    tile = tile if tile else whole_image_limit_tile(height, width)
+    rows, cols = ((-start) % TILE_GRID for start in plan.jpeg.origin) if plan.jpeg is not None else (0, 0)
+    if not rows and not cols:
+        return denoise_tiled(pixels, gain, plan, tile)
+    padded = denoise_tiled(np.pad(pixels, ((rows, 0), (cols, 0), (0, 0)), mode="edge"),
+                           np.pad(gain, ((rows, 0), (cols, 0)), mode="edge"), plan, tile)
+    return np.ascontiguousarray(padded[rows:, cols:])
 
 
-__all__ = ["DenoisePlan", "denoised_input", "FULL_GAIN", "deblock_luma", "denoise_region", "denoise_tiled", "estimate_noise",
-           "gain_weight", "resolve_plan"]
+__all__ = ["DenoisePlan", "apply_plan", "denoised_input", "FULL_GAIN", "deblock_luma", "denoise_region", "denoise_tiled",
+           "gain_weight", "known_compression", "resolve_plan"]

@@ -33,12 +33,12 @@ import torch
 from ..imaging.codec import DecodedImage, decode_image, encode_array, encode_pil
 from ..model.architecture import check_strength, resolve_strength
 from ..model.network import apply_illumination
-from .denoise import denoised_input
+from .denoise import DenoisePlan, denoised_input
 from .fast import ScaleMatchedRuntimes, estimate_fast
 from .memory import auto_tile_size
 from .passes import exact_illumination, whole_pass
 from .runtime import Runtime
-from .settings import DENOISE_OFF, EngineSettings, engine_settings
+from .settings import DENOISE_OFF, EngineSettings, check_denoise, engine_settings
 
 OUTPUT_TYPES = ("pil", "np", "pt")
 MIN_IMAGE_SIDE = 2
@@ -89,27 +89,28 @@ class Enhancer:
         return exact_illumination(runtime, pixels, self.settings.tile_size)
 
     # ------------------------------------------------------------------------------------ images
-    def enhance_decoded(self, image: DecodedImage, strength: float | None = None) -> tuple[DecodedImage, np.ndarray]:
+    def enhance_decoded(self, image: DecodedImage, strength: float | None = None, denoise=None) -> tuple[DecodedImage, np.ndarray]:
         """
-        Enhance a `DecodedImage`. Returns the enhanced image (same alpha, bit depth and grayscale-ness)
-        and the illumination map as an (H, W) float32 array.
+        Enhance a `DecodedImage`. Returns the enhanced image (same alpha, bit depth and grayscale-ness;
+        its `denoised`: what the denoising did, or None) and the illumination map as an (H, W) float32
+        array. `denoise`: this image's setting instead of the engine's (None), or a `DenoisePlan`.
         """
         strength = self.strength if strength is None else check_strength(strength)
         pixel_values = torch.from_numpy(image.pixels).permute(2, 0, 1).unsqueeze(0)
-        return self._apply(image, pixel_values, self.illumination(pixel_values), strength)
+        return self._apply(image, pixel_values, self.illumination(pixel_values), strength, denoise)
 
-    def enhance_frames(self, images: list[DecodedImage], strength: float | None = None) -> list[DecodedImage]:
+    def enhance_frames(self, images: list[DecodedImage], strength: float | None = None, denoise=None) -> list[DecodedImage]:
         """
         Enhance images of one size, such as a video's frames: in one batched pass on the device where the
         engine can (exact mode on the eager path, as on a GPU, when the whole batch fits in memory as one
-        pass), else one by one. The same images as `enhance_decoded` gives for each.
+        pass), else one by one. The same images as `enhance_decoded` gives for each (`denoise`: as there).
         """
         if not self._batches(images):
-            return [self.enhance_decoded(image, strength)[0] for image in images]
+            return [self.enhance_decoded(image, strength, denoise)[0] for image in images]
         strength = self.strength if strength is None else check_strength(strength)
         batch = torch.from_numpy(np.stack([image.pixels for image in images])).permute(0, 3, 1, 2)
         maps = whole_pass(self.runtime, batch).float().to(batch.device)
-        return [self._apply(image, batch[i : i + 1], maps[i : i + 1], strength)[0] for i, image in enumerate(images)]
+        return [self._apply(image, batch[i : i + 1], maps[i : i + 1], strength, denoise)[0] for i, image in enumerate(images)]
 
     def _batches(self, images: list[DecodedImage]) -> bool:
         """Whether `enhance_frames` runs `images` as one batch: more than one, one size, exact mode, the
@@ -127,18 +128,20 @@ class Enhancer:
         return auto_tile_size(height * len(images), width, runtime.device, runtime.dtype, halo=halo) is None
 
     def _apply(self, image: DecodedImage, pixel_values: torch.Tensor, illumination: torch.Tensor,
-               strength: float) -> tuple[DecodedImage, np.ndarray]:
+               strength: float, denoise=None) -> tuple[DecodedImage, np.ndarray]:
         """`image` divided by its map `illumination` (1, 1, H, W) (`pixel_values`: its pixels, (1, 3, H, W)),
-        cleaned first when `denoise` is on. Returns the enhanced image and the map as (H, W) float32."""
+        cleaned first when `denoise` (None: the engine's setting) is on. Returns the enhanced image and the map as (H, W) float32."""
         settings = self.settings
-        if settings.denoise != DENOISE_OFF:  # the map stays the network's: only the divided pixels are cleaned
-            cleaned = denoised_input(image.pixels, illumination[0, 0].numpy(), strength, settings.denoise, image.jpeg,
-                                     settings.tile_size)
+        denoise = settings.denoise if denoise is None else denoise if isinstance(denoise, DenoisePlan) else check_denoise(denoise)
+        plan = None
+        if denoise != DENOISE_OFF:  # the map stays the network's: only the divided pixels are cleaned
+            cleaned, plan = denoised_input(image.pixels, illumination[0, 0].numpy(), strength, denoise, image.jpeg,
+                                           settings.tile_size)
             pixel_values = torch.from_numpy(cleaned).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             enhanced = apply_illumination(pixel_values, illumination, strength)
         pixels = enhanced[0].permute(1, 2, 0).numpy()
-        return dataclasses.replace(image, pixels=pixels), illumination[0, 0].numpy()  # alpha, depth, metadata kept
+        return dataclasses.replace(image, pixels=pixels, denoised=plan), illumination[0, 0].numpy()  # alpha, depth, metadata kept
 
     def enhance(self, image, strength: float | None = None, output_type: str = "pil"):
         """

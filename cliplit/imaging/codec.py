@@ -50,6 +50,8 @@ class DecodedImage:
         metadata: the source's EXIF, XMP, IPTC and ICC profile (`cliplit.imaging.metadata`), carried to
             the outputs; None for pixels that come with none.
         jpeg: the quantization of the JPEG file it was decoded from (for `--denoise`), or None.
+        denoised: on an enhanced image, what `--denoise` did to it (a `cliplit.engine.denoise.DenoisePlan`:
+            the level, the JPEG compression undone), or None when it changed nothing.
     """
 
     pixels: np.ndarray
@@ -59,6 +61,7 @@ class DecodedImage:
     note: str | None = None
     metadata: ImageMetadata | None = None
     jpeg: JpegCompression | None = None
+    denoised: object | None = None
 
     @property
     def size(self) -> tuple[int, int]:

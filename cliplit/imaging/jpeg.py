@@ -21,7 +21,8 @@ CHROMA_SUBSAMPLING = 2
 @dataclass(frozen=True)
 class JpegCompression:
     """
-    The compression of a decoded JPEG, in the decoded image's pixel grid.
+    The compression of a decoded JPEG, in the decoded image's pixel grid (read from the file here, or
+    recovered from the pixels alone by `cliplit.engine.jpeg_history`).
 
     Attributes:
         luma_table: (8, 8) float32 quantization steps of the luma DCT coefficients, in 8-bit levels,
@@ -29,10 +30,14 @@ class JpegCompression:
         chroma_table: the same for the two chroma components, when the file holds them at 4:2:0
             (half the luma's resolution both ways, their 8x8 blocks 16x16 pixels of the image);
             None for any other layout (4:4:4, 4:2:2, grayscale, different tables for Cb and Cr).
+        origin: (row, column) of the image where the block grid starts, modulo 16 (the 16x16 grid of
+            4:2:0 blocks; modulo 8 without a chroma table): (0, 0) for the image decoded from its file,
+            another when the image is a crop of a decoded JPEG.
     """
 
     luma_table: np.ndarray
     chroma_table: np.ndarray | None = None
+    origin: tuple[int, int] = (0, 0)
 
 
 def jpeg_compression(image) -> JpegCompression | None:

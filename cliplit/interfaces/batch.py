@@ -173,12 +173,13 @@ def run_jobs(
     read: Callable[[Path], DecodedImage] = read_image,
     on_note: Callable[[str], None] | None = None,
     write: Callable[[Path, DecodedImage], list[str] | None] = write_image,
+    on_enhanced: Callable[[Job, DecodedImage], None] | None = None,
 ) -> list[Failure]:
     """
     Read (with `read`), enhance and write (with `write`) every job, overlapping reading and writing with `enhance`. A
     file that fails is reported (one line) and the rest go on; a decoded image's note, and each note `write`
-    returns (what it could not write, e.g. metadata an encoder refused), go to `on_note`, naming the file.
-    Returns the failures.
+    returns (what it could not write, e.g. metadata an encoder refused), go to `on_note`, naming the file; each
+    enhanced image goes to `on_enhanced(job, image)` (before it is written). Returns the failures.
     """
     failures: list[Failure] = []
 
@@ -202,6 +203,8 @@ def run_jobs(
             except (RuntimeError, ValueError, MemoryError) as error:
                 finish(job, Failure(str(job.source), f"{display_name(job.source)}: enhancement failed: {first_line(error)}"))
                 continue
+            if on_enhanced is not None:
+                on_enhanced(job, enhanced)
             pending_writes.append((job, pool.submit(write, job.target, enhanced)))
             pending_writes = _collect_writes(pending_writes, finish, on_note, wait=False)
         _collect_writes(pending_writes, finish, on_note, wait=True)

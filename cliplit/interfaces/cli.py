@@ -270,6 +270,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
 
     from tqdm.auto import tqdm
 
+    from ..engine.denoise_report import container_of, denoise_note
     from ..engine.enhancer import Enhancer
     from ..engine.runtime import configure_cpu, physical_cores
     from ..imaging.files import read_image, write_image
@@ -332,9 +333,15 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         if failure is None:
             remember(job.target, output_settings(job.source), job.source)
 
+    def note_denoised(job, image) -> None:  # what --denoise found and did (silenced by -q)
+        note = denoise_note(display_name(job.source), enhancer.settings.denoise, image.denoised, container_of(job.source))
+        if note is not None:
+            progress.write(f"note: {note}", file=sys.stderr)
+
     read = functools.partial(read_image, max_megapixels=args.max_megapixels, raw_settings=raw_settings)
     run_failures = run_jobs(jobs, lambda image: enhancer.enhance_decoded(image)[0], on_done=report, read=read,
-                            on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr), write=write)
+                            on_note=lambda note: progress.write(f"note: {note}", file=sys.stderr), write=write,
+                            on_enhanced=None if args.quiet else note_denoised)
     progress.close()
     if videos:
         run_failures += run_video_jobs(videos, video_enhancer(enhancer, args), quiet=args.quiet or process_index != 0,

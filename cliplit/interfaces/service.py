@@ -208,7 +208,8 @@ class EnhancementService:
         notes: list[str] = []
         video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
                               max_seconds=self.max_video_seconds, limit_options=(None, None))
-        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append)
+        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append,
+                                    on_denoise=notes.append)
         return frames, notes
 
     def enhance_video_file(self, path: str | os.PathLike, strength: float | None, denoise: bool = False,
@@ -217,7 +218,7 @@ class EnhancementService:
         """
         Enhance an uploaded video (`cliplit enhance clip.mp4`'s rules, within the app's limits) into a new
         file of the same container. `on_start(estimated_frames)` and `on_frame()` report progress.
-        Returns (output path, frames written, notes on streams left out).
+        Returns (output path, frames written, notes: streams left out, what "Clean the shadows" did).
         """
         source = Path(path)
         self._check_upload(source, "video")

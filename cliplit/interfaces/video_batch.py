@@ -35,7 +35,8 @@ def run_video_jobs(jobs: list, video_enhancer, quiet: bool = False,
         try:
             video_enhancer.enhance_file(job.source, job.target, overwrite=True, on_start=start,
                                         on_frame=lambda progress=progress: progress.update(1),
-                                        on_note=lambda note, progress=progress: progress.write(f"note: {note}", file=sys.stderr))
+                                        on_note=lambda note, progress=progress: progress.write(f"note: {note}", file=sys.stderr),
+                                        on_denoise=None if quiet else lambda note, progress=progress: progress.write(f"note: {note}", file=sys.stderr))
         except CLIPLITError as error:
             failure = video_failure(job.source, error)
         except (RuntimeError, ValueError, MemoryError) as error:

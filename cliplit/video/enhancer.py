@@ -15,8 +15,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..engine.settings import DENOISE_AUTO
 from ..errors import SettingsError, display_name
 from .reading import VideoLimits
+from .scene_denoise import SceneDenoiser
 from .settings import DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH
 from .transcode import VideoOptions, enhance_video
 
@@ -55,19 +57,30 @@ class VideoEnhancer:
         """One video's frames (a list of `DecodedImage`, in order) -> enhanced, with this video's strength."""
         return self.enhancer.enhance_frames(images, self.strength)
 
+    def frame_enhancer(self) -> Callable:
+        """What enhances one video's frames, in order, a list at a time: `enhance_frames`, or with `denoise="auto"`
+        a `SceneDenoiser` of the video's own (one denoising level per scene)."""
+        if self.enhancer.settings.denoise == DENOISE_AUTO:
+            return SceneDenoiser(self.enhancer, self.strength)
+        return self.enhance_frames
+
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
                      on_start: Callable[[int], None] | None = None, on_frame: Callable[[], None] | None = None,
-                     on_note: Callable[[str], None] | None = None) -> int:
+                     on_note: Callable[[str], None] | None = None, on_denoise: Callable[[str], None] | None = None) -> int:
         """Enhance the video `source` into `target` (same container kind: give it the same extension);
         returns the number of frames. Refuses to replace `source`, and an existing `target` unless `overwrite`.
-        `on_start(estimated_frames)`, `on_frame()` and `on_note(text)` (a stream left out) report progress."""
+        `on_start(estimated_frames)`, `on_frame()` and `on_note(text)` (a stream left out) report progress;
+        `on_denoise(text)` gets what `denoise="auto"` did in each scene, once the video is written (nothing if it changed nothing)."""
         source, target = Path(source), Path(target)
         if target.exists() and source.exists() and os.path.samefile(source, target):
             raise SettingsError(f"{display_name(target)}: is the input; choose another output")
         if target.exists() and not overwrite:
             raise SettingsError(f"{display_name(target)}: exists (pass overwrite=True to replace it)")
-        return enhance_video(source, target, self.enhance_frames, self.options, on_start=on_start, on_frame=on_frame,
-                            on_note=on_note)
+        frames = self.frame_enhancer()
+        written = enhance_video(source, target, frames, self.options, on_start=on_start, on_frame=on_frame, on_note=on_note)
+        if on_denoise is not None and isinstance(frames, SceneDenoiser) and (note := frames.summary(display_name(source))):
+            on_denoise(note)
+        return written
 
 
 __all__ = ["VideoEnhancer"]

@@ -4,7 +4,6 @@ quality benchmark run as processes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, smallest_reference_image
+from denoise_scenes import quality  # the fixtures clean_scene and engines: tests/conftest.py's plugin
 from PIL import Image
 
-from cliplit.engine import denoise
+from cliplit.engine import denoise, noise_level
 from cliplit.engine.enhancer import Enhancer
 from cliplit.engine.settings import check_denoise
 from cliplit.errors import SettingsError
@@ -23,28 +23,12 @@ from cliplit.imaging.codec import decode_image
 from cliplit.imaging.files import read_image
 from cliplit.imaging.jpeg import jpeg_compression
 
-SPEC = importlib.util.spec_from_file_location("denoise_quality_bench", REPO_ROOT / "bench" / "quality.py")
-quality = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = quality
-SPEC.loader.exec_module(quality)
-
-SCENE_WIDTH = 128  # the small case: the synthetic scene, 128 x 96
 # Shadow PSNR that `auto` must gain over `off` on the small case (measured there: docs/denoise.md gives
 # the full benchmark): JPEG q75 and ISO 1600 noise.
 JPEG_MARGIN_DB = 1.2  # measured +1.6 (4:2:0 chroma upsampled, luma deblocked)
 NOISE_MARGIN_DB = 3.0
 SEAM_TOLERANCE = 1e-5  # tiled against one pass: float rounding (OpenCV's bilateral range table spans each tile's values)
 ONE_LEVEL = 1 / 255
-
-
-@pytest.fixture(scope="module")
-def clean_scene() -> np.ndarray:
-    return quality.backlit_scene(quality.SYNTHETIC, SCENE_WIDTH)
-
-
-@pytest.fixture(scope="module")
-def engines(reference_model):
-    return {setting: Enhancer(reference_model, denoise=setting) for setting in ("off", "auto")}
 
 
 def shadow_psnr(enhancer: Enhancer, image, reference: np.ndarray, shadows: np.ndarray) -> float:
@@ -124,8 +108,8 @@ def test_deblocked_luma_stays_consistent_with_the_file(clean_scene):
     assert np.abs(deblocked - luma).max() > 2 * ONE_LEVEL  # it changed something ...
     height, width = (side // 8 * 8 for side in luma.shape)
     dct, table = denoise.dct_matrix(), decoded.jpeg.luma_table
-    before = dct @ denoise._blocks(luma[:height, :width] * 255 - 128) @ dct.T
-    after = dct @ denoise._blocks(deblocked[:height, :width] * 255 - 128) @ dct.T
+    before = dct @ denoise.block_view(luma[:height, :width] * 255 - 128) @ dct.T
+    after = dct @ denoise.block_view(deblocked[:height, :width] * 255 - 128) @ dct.T
     assert (np.abs(after - np.round(before / table) * table) <= table / 2 + 1e-2).all()  # ... within the set
 
 
@@ -133,7 +117,8 @@ def test_nothing_changes_where_the_gain_is_at_most_one(clean_scene):
     noisy = decode_image(quality.degrade(clean_scene, "iso1600")).pixels
     illumination = np.where(np.arange(noisy.shape[1]) < noisy.shape[1] // 2, 0.2, 1.0).astype(np.float32)
     illumination = np.broadcast_to(illumination, noisy.shape[:2]).copy()
-    cleaned = denoise.denoised_input(noisy, illumination, 1.0, "auto")
+    cleaned, plan = denoise.denoised_input(noisy, illumination, 1.0, "auto")
+    assert plan is not None and plan.level.measured > 1
     bright = illumination >= 1
     assert np.array_equal(cleaned[bright], noisy[bright])
     assert np.abs(cleaned[~bright] - noisy[~bright]).mean() > ONE_LEVEL
@@ -141,9 +126,9 @@ def test_nothing_changes_where_the_gain_is_at_most_one(clean_scene):
 
 def test_noise_estimate_follows_the_noise_level(clean_scene):
     gain = np.full(clean_scene.shape[:2], 3.0, np.float32)
-    levels = [denoise.estimate_noise(decode_image(quality.degrade(clean_scene, d)).pixels, gain) * 255
+    levels = [noise_level.estimate_noise(decode_image(quality.degrade(clean_scene, d)).pixels, gain) * 255
               for d in ("clean16", "iso400", "iso1600", "iso3200")]
-    assert levels[0] < denoise.AUTO_NOISE_FLOOR < levels[1] < levels[2] < levels[3]
+    assert levels[0] < noise_level.AUTO_NOISE_FLOOR < levels[1] < levels[2] < levels[3]
 
 
 @pytest.mark.parametrize("degradation", ["jpeg75", "iso1600", "iso800+jpeg90"])
@@ -255,10 +240,13 @@ def test_quality_benchmark_prints_its_table_and_writes_the_crops(tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["clean16"], ["jpeg75"], ["iso1600"])}
+    rows = {}  # the first table's rows (the second gives each level's gain)
+    for line in result.stdout.splitlines():
+        if line.split()[:1] in (["clean16"], ["jpeg75"], ["iso1600"]):
+            rows.setdefault(line.split()[0], line.split())
     assert set(rows) == {"clean16", "jpeg75", "iso1600"}
-    assert float(rows["iso1600"][6]) > 0  # shadows: auto gains over off
-    assert "LPIPS: not computed" in result.stdout and "denoising CPU time" in result.stdout
+    assert float(rows["iso1600"][7]) > 0 and float(rows["clean16"][7]) == 0  # shadows: auto gains over off, not on clean
+    assert "LPIPS: not computed" in result.stdout and "auto's denoising CPU time" in result.stdout
     with Image.open(crops) as picture:
         assert picture.width == 3 * quality.CROP_ZOOM * 48 and picture.height == 2 * quality.CROP_ZOOM * 48
     candidates = subprocess.run(
@@ -278,7 +266,7 @@ def test_quality_benchmark_measures_the_cost_on_given_photos(tmp_path, clean_sce
          "--cost", str(tmp_path / "photo.jpg"), str(tmp_path / "photo.png")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("photo.jpg: 128 x 96 (JPEG, 4:2:0)") and lines[1].startswith("photo.png: 128 x 96 (not a JPEG)")
+    assert lines[0].startswith("photo.jpg: 128 x 96 (JPEG, 4:2:0; auto: ") and lines[1].startswith("photo.png: 128 x 96 (not a JPEG; auto: ")
     assert all(line.endswith("of exact mode's network") for line in lines)
 
 
