@@ -1,5 +1,6 @@
-"""Test helpers shared by every test folder: random images, a tiny random CLIP (model + tokenizer), and
-synthetic backlit / well-lit scenes.
+"""Test helpers shared by every test folder: the `cliplit` command run in this process (`run_cli`) or as a
+new process (`run_cli_process`), random images, a tiny random CLIP (model + tokenizer), synthetic backlit /
+well-lit scenes, and the app served as a process.
 
 Nothing here downloads: the CLIP is built from a small ``CLIPConfig`` with random weights, and the
 tokenizer from a hand-written byte-level BPE vocabulary, both written with ``save_pretrained``.
@@ -8,6 +9,7 @@ tokenizer from a hand-written byte-level BPE vocabulary, both written with ``sav
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,14 +276,89 @@ def served_app(command: list[str], *, cwd: Path, env: dict, port: int):
         served.returncode = process.returncode
 
 
-def python_env(**extra: str) -> dict:
-    """The environment for a child process: this one, with the repository importable and `extra` set."""
+def python_env(**extra: str | None) -> dict:
+    """The environment for a child process: this one, with the repository importable and `extra` set
+    (a value None leaves the variable out)."""
     repo = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+    environment = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
+    return {name: value for name, value in environment.items() if value is not None}
 
 
 PYTHON = sys.executable
+PROCESS_TIMEOUT_S = 600  # a command that has not ended by then hangs (these runs take seconds to a few minutes)
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str | None], cwd: Path | str | None):
+    """`env` set (None: removed) and `cwd` the working folder inside the block; afterwards the environment
+    (with whatever the command set), the working folder and PyTorch's thread count are as before."""
+    saved_environment, saved_cwd = dict(os.environ), os.getcwd()
+    torch_threads = torch.get_num_threads()  # the CLI sets it for its process (engine/runtime.py's configure_cpu)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(value)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        torch.set_num_threads(torch_threads)
+
+
+def run_cli(*argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = None) -> subprocess.CompletedProcess:
+    """
+    `cliplit ARGV` in this process: `cliplit.interfaces.cli.main(argv)` with `sys.stdout` and `sys.stderr`
+    captured, `env` set (None: removed) and `cwd` the working folder for the call only. Returns what the
+    process would: its exit status (a `SystemExit`, as argparse's usage errors and `--help` raise, included),
+    stdout and stderr. What a C library writes to file descriptor 2 itself is not in `stderr` (use pytest's
+    `capfd` alongside); an exception that escapes the command's error boundary fails the test.
+    """
+    from cliplit.interfaces.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _environment(dict(env), cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as exit_status:
+            code = exit_status.code if isinstance(exit_status.code, int) else (0 if exit_status.code is None else 1)
+            if isinstance(exit_status.code, str):
+                print(exit_status.code, file=sys.stderr)
+    return subprocess.CompletedProcess(["cliplit", *map(str, argv)], code, stdout.getvalue(), stderr.getvalue())
+
+
+def installed_cliplit() -> str:
+    """The `cliplit` command that `pip install` put on PATH (a failure under CI=true, where it must be installed)."""
+    from conftest import in_ci
+
+    executable = shutil.which("cliplit")
+    if executable is None:
+        import pytest
+
+        if in_ci():
+            pytest.fail("the cliplit command is not on PATH: the package must be installed (pip install -e .)")
+        pytest.skip("the cliplit command is not on PATH (pip install -e .)")
+    return executable
+
+
+def run_cli_process(*argv, installed: bool = False, env: Mapping[str, str | None] = (),
+                    **options) -> subprocess.CompletedProcess:
+    """
+    `python -m cliplit ARGV` as a new process, the way a user runs it (with `installed`, the `cliplit` command
+    that pip put on PATH): this repository importable (`python_env`), `env` added (None: removed), stdout
+    and stderr captured as text unless `options` redirect them; `options` go to `subprocess.run` (`cwd`,
+    `timeout` (default `PROCESS_TIMEOUT_S`), `preexec_fn`, `stdout`, ...).
+    """
+    command = [installed_cliplit()] if installed else [PYTHON, "-m", "cliplit"]
+    if not {"stdout", "stderr"} & set(options):
+        options["capture_output"] = True
+    options.setdefault("timeout", PROCESS_TIMEOUT_S)
+    return subprocess.run([*command, *map(str, argv)], text=True, env=python_env(**dict(env)), **options)
 
 
 def process_shares(stderr: str) -> dict[int, int]:
