@@ -72,6 +72,7 @@ def test_every_module_imports_only_its_own_and_lower_layers(path):
 MODEL_MODULES = sorted(module_name(p) for p in (PACKAGE / "model").glob("*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_MODULES)
 def test_model_modules_load_no_engine_cli_or_training_module(name):
     code = (f"import sys, importlib; importlib.import_module({name!r}); "
@@ -83,6 +84,7 @@ def test_model_modules_load_no_engine_cli_or_training_module(name):
     assert not [m for m in loaded if m.startswith(UPPER_LAYERS)]
 
 
+@pytest.mark.slow
 def test_import_cliplit_loads_neither_torch_nor_transformers_nor_the_engine():
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import cliplit"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -91,6 +93,7 @@ def test_import_cliplit_loads_neither_torch_nor_transformers_nor_the_engine():
     assert not [m for m in imported if m.split(".")[0] in HEAVY or m.startswith(UPPER_LAYERS)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["enhance", "--help"], ["convert", "--help"], ["models", "--help"], ["models"],
                                   ["--version"]])
 def test_help_and_version_import_neither_torch_nor_transformers(argv):
@@ -124,6 +127,7 @@ ORDERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
 def test_registration_works_whichever_is_imported_first(order, random_model_dir):
     code = f"FOLDER = {str(random_model_dir)!r}\n" + ORDERS[order]

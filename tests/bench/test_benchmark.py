@@ -11,7 +11,7 @@ import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
 from PIL import Image
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.slow]  # the benchmark runs as a process
 
 BENCHMARK = REPO_ROOT / "bench" / "benchmark.py"
 ROW = re.compile(r"^(\S+)\s+([\d.]+) MP/s .* max diff (\d+) levels, min PSNR (\S+) dB")

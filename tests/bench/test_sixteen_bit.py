@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.slow]  # the benchmark runs as a process
 
 SCRIPT = REPO_ROOT / "bench" / "sixteen_bit.py"
 ROW = re.compile(r"^(RAW|JPEG).*?(\d+)-b\s+(\d+)-b\s+([\d.]+) dB\s+(\d+)$")

@@ -60,6 +60,7 @@ def test_numbers_that_cannot_train_are_refused_at_parse_time(tmp_path, capsys, o
     assert exit_status.value.code == 2 and option in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_an_output_folder_that_is_the_data_is_refused_before_anything_is_written(data, tmp_path):
     before = sorted(p.name for p in data["backlit"].iterdir())
     line = one_error(train(*data_args(data), "--output_dir", data["backlit"]))
@@ -69,6 +70,7 @@ def test_an_output_folder_that_is_the_data_is_refused_before_anything_is_written
     assert "missing.pth" in line and "--init_prompts" in line and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_offline_or_an_unreachable_hub_fails_at_once_naming_the_flag(data, tmp_path):
     cache = {"HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub")}
     line = one_error(train(*data_args(data), "--output_dir", tmp_path / "out", env={**cache, "HF_HUB_OFFLINE": "1"}))
@@ -80,6 +82,7 @@ def test_offline_or_an_unreachable_hub_fails_at_once_naming_the_flag(data, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_one_line(data, tmp_path, tiny_clip_dir):
     pytest.importorskip("open_clip", reason="open_clip_torch is in the training extra")
     identity = write_tiny_resnet_clip(tmp_path / "identity")
