@@ -321,6 +321,30 @@ def run_cli(*argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = 
     """
     from cliplit.interfaces.cli import main
 
+    result = run_main(main, *argv, env=env, cwd=cwd)
+    return subprocess.CompletedProcess(["cliplit", *result.args], result.returncode, result.stdout, result.stderr)
+
+
+def load_script(path: Path | str, name: str):
+    """A script of the repository (`bench/*.py`, `train/train.py`) as a module, registered in `sys.modules` as
+    `name` (the dataclasses of a script need that), executed once."""
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def run_main(main, *argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = None) -> subprocess.CompletedProcess:
+    """A script's `main(argv)` in this process, as `run_cli` runs the command's: stdout and stderr captured,
+    `env` and `cwd` set for the call only; its exit status (a `SystemExit` included), stdout and stderr."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with _environment(dict(env), cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
@@ -329,7 +353,8 @@ def run_cli(*argv, env: Mapping[str, str | None] = (), cwd: Path | str | None = 
             code = exit_status.code if isinstance(exit_status.code, int) else (0 if exit_status.code is None else 1)
             if isinstance(exit_status.code, str):
                 print(exit_status.code, file=sys.stderr)
-    return subprocess.CompletedProcess(["cliplit", *map(str, argv)], code, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess([str(arg) for arg in argv], 0 if code is None else code, stdout.getvalue(),
+                                       stderr.getvalue())
 
 
 def installed_cliplit() -> str:
@@ -355,10 +380,19 @@ def run_cli_process(*argv, installed: bool = False, env: Mapping[str, str | None
     `timeout` (default `PROCESS_TIMEOUT_S`), `preexec_fn`, `stdout`, ...).
     """
     command = [installed_cliplit()] if installed else [PYTHON, "-m", "cliplit"]
+    return _run_process([*command, *map(str, argv)], env, options)
+
+
+def _run_process(command: list[str], env: Mapping[str, str | None], options: dict) -> subprocess.CompletedProcess:
     if not {"stdout", "stderr"} & set(options):
         options["capture_output"] = True
     options.setdefault("timeout", PROCESS_TIMEOUT_S)
-    return subprocess.run([*command, *map(str, argv)], text=True, env=python_env(**dict(env)), **options)
+    return subprocess.run(command, text=True, env=python_env(**dict(env)), **options)
+
+
+def run_script_process(script: Path | str, *argv, env: Mapping[str, str | None] = (), **options) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGV` (a bench or example script) as a new process, as `run_cli_process` runs the command."""
+    return _run_process([PYTHON, str(script), *map(str, argv)], env, options)
 
 
 def process_shares(stderr: str) -> dict[int, int]:
