@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
-from helpers import python_env, run_cli, run_cli_process
+from helpers import run_cli, run_cli_process
 from photo_files import (
     CAMERA_MAKE,
     CAMERA_MODEL,
@@ -244,7 +244,7 @@ def command():
 
 sys.exit(run_entry_point(command))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=python_env())
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     printed = int(result.stdout)
     expected = {f"error: line {index} from {writer}" for index in range(printed) for writer in ("print", "tqdm")}

@@ -153,7 +153,10 @@ def start_and_wait_for_a_write(command: list[str], out: Path, written) -> subpro
     while time.monotonic() < deadline and process.poll() is None and not written(out):
         time.sleep(0.01)
     if process.poll() is not None or not written(out):
-        pytest.fail(f"the run ended or wrote nothing before it could be interrupted: {process.communicate()[1][-2000:]}")
+        ended = process.poll() is not None
+        process.kill()
+        pytest.fail(f"the run {'ended' if ended else f'wrote nothing in {SIGNAL_WAIT_S} s'} before it could be interrupted: "
+                    f"{process.communicate()[1][-2000:]}")
     return process
 
 
