@@ -107,6 +107,16 @@ def test_help_and_version_import_neither_torch_nor_transformers(argv):
         assert f"cliplit {cliplit.__version__}" in result.stdout
 
 
+def test_python_dash_m_cliplit_runs_the_command(monkeypatch, capsys):
+    """`cliplit/__main__.py` run as `python -m` runs it (in this process; as a process: tests/entry_points)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["cliplit", "--version"])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_module("cliplit", run_name="__main__")
+    assert exit_status.value.code == 0 and capsys.readouterr().out.startswith(f"cliplit {cliplit.__version__}")
+
+
 @pytest.fixture(scope="module")
 def random_model_dir(tmp_path_factory) -> Path:
     from cliplit import CLIPLITConfig, CLIPLITImageProcessor, CLIPLITModel

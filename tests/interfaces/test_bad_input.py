@@ -6,6 +6,7 @@ advice never relayed) and offline pipelines. (What happens to outputs is in test
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli, run_cli_process
+from helpers import run_cli, run_cli_process, run_main
 from PIL import Image
 
 from cliplit import CLIPLITConfig, CLIPLITModel
+from cliplit.errors import ImageReadError
 from cliplit.model.architecture import MAX_STRENGTH
 
 ONE_MEGAPIXEL_SIDE = 1000
@@ -238,7 +240,6 @@ def test_named_pipes_are_refused_in_one_line_and_never_opened(tmp_path, model_di
     os.mkfifo(piped_model / "model.safetensors")
     line = one_error(run_cli("enhance", good, "--model", piped_model, "-o", tmp_path / "out2"))
     assert "model.safetensors: is a named pipe (FIFO)" in line
-    from cliplit.errors import ImageReadError
     from cliplit.imaging.files import read_image
 
     with pytest.raises(ImageReadError, match="named pipe"):
@@ -262,6 +263,52 @@ def test_traversals_stop_at_symlink_loops_and_name_inputs_as_the_user_did(tmp_pa
 
 
 # ------------------------------------------------------------------------------------- error boundary
+def raising(error: BaseException):
+    def command():
+        raise error
+    return command
+
+
+@pytest.mark.parametrize(("error", "status", "line"), [
+    (ImageReadError("a.png: not an image"), 1, "error: a.png: not an image"),
+    (OSError(28, "No space left on device", "out/a.png"), 1, "error: out/a.png: No space left on device"),
+    (OSError(18, "Invalid cross-device link", "a.png", None, "b\nc.png"), 1, "error: a.png -> b\\nc.png: Invalid cross-device link"),
+    (MemoryError(), 1, "error: out of memory (try a smaller --tile-size, or fewer or smaller images)"),
+    (KeyboardInterrupt(), 130, "error: interrupted (outputs written so far are complete; rerun the command to finish)"),
+    (RuntimeError("first line\nsecond line"), 1, "error: RuntimeError: first line (set CLIPLIT_DEBUG=1 for the traceback)"),
+], ids=["cliplit-error", "os-error", "os-error-two-files", "memory", "interrupt", "unexpected"])
+def test_the_boundary_turns_each_failure_into_one_line_and_its_exit_status(error, status, line, monkeypatch):
+    from cliplit.safety.boundary import run_entry_point
+
+    monkeypatch.delenv("CLIPLIT_DEBUG", raising=False)
+    result = run_main(lambda argv: run_entry_point(raising(error)))
+    assert (result.returncode, result.stderr, result.stdout) == (status, line + "\n", "")
+
+
+def test_the_boundary_drops_what_a_gone_reader_would_have_read_and_writes_lines_whole():
+    from cliplit.safety.boundary import WholeLinesQuietWhenClosed
+
+    class ReaderGone(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    quiet = WholeLinesQuietWhenClosed(ReaderGone())
+    assert quiet.write("a line\n") == len("a line\n") and quiet.closed_by_reader
+    quiet.write("more\n")
+    quiet.flush()  # nothing raised: the work goes on
+    writes = []
+
+    class Recording(io.StringIO):
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+    whole = WholeLinesQuietWhenClosed(Recording())
+    for piece in ("error: ", "one line", "\n", "a second", "\nand a third\n"):
+        whole.write(piece)
+    assert writes == ["error: one line\n", "a second\nand a third\n"]  # each line in one write, never cut
+
+
 def _with_closed_stdout(*args) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the command writes anything (as `| head` after its lines)
