@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -349,10 +350,11 @@ def run_main(main, *argv, env: Mapping[str, str | None] = (), cwd: Path | str | 
     with _environment(dict(env), cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = main([str(arg) for arg in argv])
-        except SystemExit as exit_status:
-            code = exit_status.code if isinstance(exit_status.code, int) else (0 if exit_status.code is None else 1)
-            if isinstance(exit_status.code, str):
-                print(exit_status.code, file=sys.stderr)
+        except SystemExit as exit_status:  # argparse's usage errors and --help: what the process would exit with
+            code = exit_status.code
+            if isinstance(code, str):
+                print(code, file=sys.stderr)
+                code = 1
     return subprocess.CompletedProcess([str(arg) for arg in argv], 0 if code is None else code, stdout.getvalue(),
                                        stderr.getvalue())
 
@@ -363,8 +365,6 @@ def installed_cliplit() -> str:
 
     executable = shutil.which("cliplit")
     if executable is None:
-        import pytest
-
         if in_ci():
             pytest.fail("the cliplit command is not on PATH: the package must be installed (pip install -e .)")
         pytest.skip("the cliplit command is not on PATH (pip install -e .)")

@@ -1,4 +1,4 @@
-"""`cliplit enhance` and `cliplit convert` as a user runs them: outputs, safety, one-line errors."""
+"""`cliplit enhance` and `cliplit convert` (the command's `main`, in this process): outputs, safety, one-line errors."""
 
 from __future__ import annotations
 
