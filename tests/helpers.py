@@ -359,6 +359,28 @@ def run_main(main, *argv, env: Mapping[str, str | None] = (), cwd: Path | str | 
                                        stderr.getvalue())
 
 
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The `error: ` lines a command printed on stderr (asserting that it printed no traceback)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+def one_error(result: subprocess.CompletedProcess) -> str:
+    """The one `error: ` line of a command that failed (asserting a non-zero status and exactly one such line)."""
+    lines = error_lines(result)
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def random_photo(path: Path, size: tuple[int, int] = (40, 30), seed: int = 0) -> Path:
+    """An RGB photo of uniform 8-bit noise, `size` = (width, height), written to `path` (its folder created)."""
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
 def installed_cliplit() -> str:
     """The `cliplit` command that `pip install` put on PATH (a failure under CI=true, where it must be installed)."""
     from conftest import in_ci

@@ -12,12 +12,11 @@ import os
 import pickle
 import subprocess
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli, run_cli_process, run_main
+from helpers import error_lines, one_error, random_photo, run_cli, run_cli_process, run_main
 from PIL import Image
 
 from cliplit import CLIPLITConfig, CLIPLITModel
@@ -25,24 +24,6 @@ from cliplit.errors import ImageReadError
 from cliplit.model.architecture import MAX_STRENGTH
 
 ONE_MEGAPIXEL_SIDE = 1000
-
-
-def error_lines(result: subprocess.CompletedProcess) -> list[str]:
-    assert "Traceback" not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-
-
-def one_error(result: subprocess.CompletedProcess) -> str:
-    lines = error_lines(result)
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    return lines[0]
-
-
-def photo(path: Path, size=(40, 30), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-    return path
 
 
 # ------------------------------------------------------------------------------------- options and numbers
@@ -57,7 +38,7 @@ BAD_OPTIONS = [  # (the option, what its one error line says)
 
 @pytest.mark.parametrize(("option", "expected"), BAD_OPTIONS, ids=[" ".join(option) for option, _ in BAD_OPTIONS])
 def test_bad_options_fail_in_one_line_before_any_model_is_loaded(tmp_path, option, expected):
-    image = photo(tmp_path / "a.png")
+    image = random_photo(tmp_path / "a.png")
     result = run_cli("enhance", image, "--model", tmp_path / "no-such-model", "-o", tmp_path / "out", *option)
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if "error:" in line]
@@ -111,7 +92,7 @@ def authors_key(key: str) -> str:
 def test_checkpoints_are_validated_at_load(tmp_path, model_dir):
     from safetensors.torch import load_file, save_file
 
-    image = photo(tmp_path / "a.png")
+    image = random_photo(tmp_path / "a.png")
     cases = {}
     nan_folder = tmp_path / "nan"
     nan_folder.mkdir()
@@ -170,7 +151,7 @@ def test_nan_pixels_are_refused_per_file_and_never_reach_an_output(tmp_path, mod
     values = np.random.default_rng(0).random((20, 24), dtype=np.float32)
     values[3, 4] = np.nan
     Image.fromarray(values, mode="F").save(tmp_path / "nan.tif")
-    good = photo(tmp_path / "good.png")
+    good = random_photo(tmp_path / "good.png")
     result = run_cli("enhance", tmp_path / "nan.tif", good, "--model", model_dir, "-o", tmp_path / "out")
     assert result.returncode == 1
     assert error_lines(result) == [f"error: {tmp_path / 'nan.tif'}: cannot read image: the image holds NaN or infinite values"]
@@ -213,13 +194,13 @@ def test_the_pixel_cap_refuses_from_the_header_and_decoding_memory_follows_the_i
     huge = tmp_path / "huge.png"
     Image.new("L", (12000, 12000)).save(huge, optimize=True)  # a few hundred KB that decode to 144 MP
     assert huge.stat().st_size < 1_000_000
-    result = run_cli("enhance", huge, photo(tmp_path / "ok.png"), "--model", model_dir, "-o", tmp_path / "out")
+    result = run_cli("enhance", huge, random_photo(tmp_path / "ok.png"), "--model", model_dir, "-o", tmp_path / "out")
     assert result.returncode == 1 and "over the 50 MP limit" in error_lines(result)[0]
     assert (tmp_path / "out" / "ok.png").is_file()
     from cliplit.imaging.files import read_image
 
     side = ONE_MEGAPIXEL_SIDE
-    big = photo(tmp_path / "big.png", size=(side, side))
+    big = random_photo(tmp_path / "big.png", size=(side, side))
     tracemalloc.start()
     decoded = read_image(big)
     _, peak = tracemalloc.get_traced_memory()
@@ -230,7 +211,7 @@ def test_the_pixel_cap_refuses_from_the_header_and_decoding_memory_follows_the_i
 
 def test_named_pipes_are_refused_in_one_line_and_never_opened(tmp_path, model_dir):
     os.mkfifo(tmp_path / "pipe.png")
-    good = photo(tmp_path / "good.png")
+    good = random_photo(tmp_path / "good.png")
     result = run_cli("enhance", tmp_path / "pipe.png", good, "--model", model_dir, "-o", tmp_path / "out")
     assert result.returncode == 1 and "pipe.png: is a named pipe (FIFO)" in one_error(result)
     assert (tmp_path / "out" / "good.png").is_file()
@@ -248,8 +229,8 @@ def test_named_pipes_are_refused_in_one_line_and_never_opened(tmp_path, model_di
 
 def test_traversals_stop_at_symlink_loops_and_name_inputs_as_the_user_did(tmp_path, model_dir):
     tree = tmp_path / "tree"
-    photo(tree / "a.png")
-    photo(tree / "sub" / "b.png", seed=1)
+    random_photo(tree / "a.png")
+    random_photo(tree / "sub" / "b.png", seed=1)
     (tree / "sub" / "loop").symlink_to(tree)  # a folder link back up: a cycle
     (tree / "z-alias.png").symlink_to(tree / "a.png")  # a second name of a.png
     for inputs in ([f"{tree}/**/*.png"], [tree, "-r"]):

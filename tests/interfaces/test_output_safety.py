@@ -18,28 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, require_reference
-from helpers import PROCESS_TIMEOUT_S, python_env, run_cli, run_cli_process
+from helpers import PROCESS_TIMEOUT_S, error_lines, one_error, python_env, random_photo, run_cli, run_cli_process
 from PIL import Image
 
 SIGNAL_WAIT_S = 240  # how long a run may take to write its first file on a busy machine
-
-
-def error_lines(result: subprocess.CompletedProcess) -> list[str]:
-    assert "Traceback" not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-
-
-def one_error(result: subprocess.CompletedProcess) -> str:
-    lines = error_lines(result)
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    return lines[0]
-
-
-def photo(path: Path, size=(40, 30), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-    return path
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -48,7 +30,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------------------------- output places
 def test_output_folder_problems_are_one_line(tmp_path, model_dir):
-    image = photo(tmp_path / "a.png")
+    image = random_photo(tmp_path / "a.png")
     (tmp_path / "file").write_text("x")
     for output, reason in ((tmp_path / "file", "exists and is not a folder"), (tmp_path / "file" / "sub", "cannot create")):
         result = run_cli("enhance", image, "--model", model_dir, "-o", output)
@@ -62,7 +44,7 @@ def test_output_folder_problems_are_one_line(tmp_path, model_dir):
 
 
 def test_an_output_folder_inside_a_recursively_read_input_is_refused_before_any_work(tmp_path, model_dir):
-    photo(tmp_path / "in" / "a.png")
+    random_photo(tmp_path / "in" / "a.png")
     line = one_error(run_cli("enhance", tmp_path / "in", "-r", "-o", tmp_path / "in" / "out", "--model", model_dir))
     assert "--output" in line and "which is read" in line
     assert not (tmp_path / "in" / "out").exists()  # refused before anything was created or enhanced
@@ -74,7 +56,7 @@ def test_a_failed_run_leaves_no_output_folder_and_an_image_name_is_not_taken_for
     result = run_cli("enhance", "missing.jpg", "--model", model_dir, cwd=tmp_path)
     assert result.returncode == 1 and "missing.jpg: no such file" in result.stderr
     assert not (tmp_path / "enhanced").exists()
-    image = photo(tmp_path / "a.png")
+    image = random_photo(tmp_path / "a.png")
     line = one_error(run_cli("enhance", image, "--model", model_dir, "--output", "result.jpg", cwd=tmp_path))
     assert "result.jpg" in line and "ends like an image file" in line
     assert not (tmp_path / "result.jpg").exists()
@@ -84,7 +66,7 @@ def test_a_failed_run_leaves_no_output_folder_and_an_image_name_is_not_taken_for
 def test_same_stem_inputs_are_named_apart_and_links_to_inputs_are_refused(tmp_path, model_dir):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub2").mkdir()
-    inputs = [photo(tmp_path / "a.jpg"), photo(tmp_path / "sub" / "a.jpg", seed=1), photo(tmp_path / "sub2" / "a.jpg", seed=2)]
+    inputs = [random_photo(tmp_path / "a.jpg"), random_photo(tmp_path / "sub" / "a.jpg", seed=1), random_photo(tmp_path / "sub2" / "a.jpg", seed=2)]
     out = tmp_path / "out"
     result = run_cli("enhance", *inputs, "--model", model_dir, "-o", out, "-q")
     assert result.returncode == 0, result.stderr
@@ -162,7 +144,7 @@ def start_and_wait_for_a_write(command: list[str], out: Path, written) -> subpro
 
 @pytest.mark.slow
 def test_an_interrupted_batch_leaves_no_partial_file_and_a_rerun_completes_it(tmp_path, model_dir):
-    inputs = [photo(tmp_path / f"p{i}.png", size=(1200, 900), seed=i) for i in range(6)]
+    inputs = [random_photo(tmp_path / f"p{i}.png", size=(1200, 900), seed=i) for i in range(6)]
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cliplit", "enhance", *map(str, inputs), "--model", str(model_dir), "-o", str(out), "-q"]
     process = start_and_wait_for_a_write(
@@ -184,7 +166,7 @@ def test_an_interrupted_batch_leaves_no_partial_file_and_a_rerun_completes_it(tm
 
 @pytest.mark.slow
 def test_outputs_stay_atomic_when_signals_repeat(tmp_path, model_dir):
-    inputs = [photo(tmp_path / f"p{i}.png", size=(1200, 900), seed=i) for i in range(5)]
+    inputs = [random_photo(tmp_path / f"p{i}.png", size=(1200, 900), seed=i) for i in range(5)]
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cliplit", "enhance", *map(str, inputs), "--model", str(model_dir), "-o", str(out), "-q"]
     # until the first write is in flight (its temporary file) or done
