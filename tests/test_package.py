@@ -73,6 +73,7 @@ def test_every_module_imports_only_its_own_and_lower_layers(path):
 MODEL_MODULES = sorted(module_name(p) for p in (PACKAGE / "model").glob("*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_MODULES)
 def test_model_modules_load_no_engine_cli_or_training_module(name):
     code = (f"import sys, importlib; importlib.import_module({name!r}); "
@@ -84,6 +85,7 @@ def test_model_modules_load_no_engine_cli_or_training_module(name):
     assert not [m for m in loaded if m.startswith(UPPER_LAYERS)]
 
 
+@pytest.mark.slow
 def test_import_cliplit_loads_neither_torch_nor_transformers_nor_the_engine():
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import cliplit"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -92,6 +94,7 @@ def test_import_cliplit_loads_neither_torch_nor_transformers_nor_the_engine():
     assert not [m for m in imported if m.split(".")[0] in HEAVY or m.startswith(UPPER_LAYERS)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["enhance", "--help"], ["convert", "--help"], ["models", "--help"], ["models"],
                                   ["--version"]])
 def test_help_and_version_import_neither_torch_nor_transformers(argv):
@@ -103,6 +106,16 @@ def test_help_and_version_import_neither_torch_nor_transformers(argv):
     assert result.stdout.strip().splitlines()[-1] == "HEAVY []"
     if argv == ["--version"]:
         assert f"cliplit {cliplit.__version__}" in result.stdout
+
+
+def test_python_dash_m_cliplit_runs_the_command(monkeypatch, capsys):
+    """`cliplit/__main__.py` run as `python -m` runs it (in this process; as a process: tests/entry_points)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["cliplit", "--version"])
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_module("cliplit", run_name="__main__")
+    assert exit_status.value.code == 0 and capsys.readouterr().out.startswith(f"cliplit {cliplit.__version__}")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +138,7 @@ ORDERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
 def test_registration_works_whichever_is_imported_first(order, random_model_dir):
     code = f"FOLDER = {str(random_model_dir)!r}\n" + ORDERS[order]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,19 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CLIPLIT_REFERENCE, REPO_ROOT
+from helpers import LOCALHOST, free_port, run_cli
 from PIL import Image
 
 PHOTO = CLIPLIT_REFERENCE / "images" / "c5b8b4070688114c602b27933c6699b6.jpg"  # the smallest (564x845)
-LOCALHOST = "127.0.0.1"
 SMALL_SIDE = 96  # a quick request after the bad ones
 
 needs_reference = pytest.mark.reference
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -61,6 +54,7 @@ def pixels(path) -> np.ndarray:
         return np.asarray(image)
 
 
+@pytest.mark.slow
 def test_import_loads_no_model_and_launches_nothing():
     code = "import app, sys; assert callable(app.build_demo) and callable(app.main); print('imported')"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
@@ -69,6 +63,7 @@ def test_import_loads_no_model_and_launches_nothing():
     assert "Running on" not in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_spaces_is_used_only_on_zero_gpu(tmp_path):
     from cliplit.interfaces.service import GPU_DURATION_S, VIDEO_GPU_DURATION_S
 
@@ -96,6 +91,7 @@ def test_spaces_is_used_only_on_zero_gpu(tmp_path):
     assert outputs["true"] == f"True [{GPU_DURATION_S}, {VIDEO_GPU_DURATION_S}]"  # photos, videos
 
 
+@pytest.mark.slow
 @needs_reference
 def test_enhance_endpoint_gives_the_cli_pixels(client, converted_model_dir, tmp_path):
     from gradio_client import handle_file
@@ -103,11 +99,7 @@ def test_enhance_endpoint_gives_the_cli_pixels(client, converted_model_dir, tmp_
     result = client.predict(handle_file(str(PHOTO)), api_name="/enhance")  # strength left out: the default
     assert Path(result).suffix == ".png"
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "cliplit", "enhance", str(PHOTO), "--model", str(converted_model_dir),
-         "--output", str(tmp_path), "--device", "cpu", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )
+    cli = run_cli("enhance", PHOTO, "--model", converted_model_dir, "--output", tmp_path, "--device", "cpu", "--quiet")
     assert cli.returncode == 0, cli.stderr
     expected = pixels(tmp_path / f"{PHOTO.stem}.png")
     got = pixels(result)
@@ -115,6 +107,7 @@ def test_enhance_endpoint_gives_the_cli_pixels(client, converted_model_dir, tmp_
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 @needs_reference
 def test_strength_is_passed_through(client, tmp_path):
     from gradio_client import handle_file
@@ -128,6 +121,7 @@ def test_strength_is_passed_through(client, tmp_path):
     assert enhanced.astype(float).mean() > unchanged.astype(float).mean()  # a backlit photo gets brighter
 
 
+@pytest.mark.slow
 @needs_reference
 def test_bad_uploads_give_a_message_and_the_app_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
@@ -183,6 +177,7 @@ SOAK_WARMUP, SOAK_REQUESTS = 30, 300
 SOAK_GROWTH_MB = 40
 
 
+@pytest.mark.slow
 @needs_reference
 def test_memory_stays_flat_over_hundreds_of_requests(converted_model_dir, tmp_path):
     """A soak test: the app (in this process) answers a few hundred small requests; its resident memory

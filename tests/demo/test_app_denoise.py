@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 from test_app import pixels, running_app
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.slow]  # the app is served on localhost
 
 NOISY_SIDE = 120
 
@@ -31,9 +29,8 @@ def noisy_photo(tmp_path):
 def test_denoise_checkbox_gives_the_cli_pixels(converted_model_dir, noisy_photo, tmp_path):
     from gradio_client import Client, handle_file
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "cliplit", "enhance", str(noisy_photo), "--model", str(converted_model_dir),
-         "--output", str(tmp_path / "cli"), "--denoise", "auto", "--quiet"], capture_output=True, text=True)
+    cli = run_cli("enhance", noisy_photo, "--model", converted_model_dir, "--output", tmp_path / "cli", "--denoise", "auto",
+                  "--quiet")
     assert cli.returncode == 0, cli.stderr
     expected = pixels(tmp_path / "cli" / "noisy.png")
     with running_app(converted_model_dir) as url:

@@ -16,7 +16,7 @@ from conftest import REPO_ROOT, golden_for, smallest_reference_image
 from helpers import PYTHON, free_port, python_env, served_app
 from PIL import Image
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.slow]
 
 APP = "app.py"
 MAX_LEVEL_DIFFERENCE = 1  # the published pixels: within one 8-bit level of the authors' own outputs

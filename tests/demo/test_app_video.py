@@ -5,12 +5,11 @@ limits and bad uploads refused with one line naming the upload, and progress rep
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+from conftest import ENHANCEMENT_CHECKPOINT
+from helpers import run_cli
 from test_app import running_app
 from video_clips import read_video_frames, stream_packets, write_test_clip
 
@@ -37,13 +36,12 @@ def client_for(url):
 
 
 def cli_enhance(clip, output, *options):
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run([sys.executable, "-m", "cliplit", "enhance", str(clip), "--model", str(ENHANCEMENT_CHECKPOINT),
-                             "-o", str(output), "-q", *options], capture_output=True, text=True, env=env)
+    result = run_cli("enhance", clip, "--model", ENHANCEMENT_CHECKPOINT, "-o", output, "-q", *options)
     assert result.returncode == 0, result.stderr
     return output / clip.name
 
 
+@pytest.mark.slow
 def test_video_tab_gives_the_cli_video(video_app, tmp_path):
     from gradio_client import handle_file
 
@@ -67,6 +65,7 @@ def test_video_tab_gives_the_cli_video(video_app, tmp_path):
     assert psnr(weak_frames[0], frames[0]) < SAME_FRAMES_MIN_PSNR_DB  # ... far beyond what two encodes differ by
 
 
+@pytest.mark.slow
 def test_video_limits_and_bad_uploads_get_one_line(video_app, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError

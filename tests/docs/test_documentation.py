@@ -136,6 +136,7 @@ def check_served_app(command: str, folder: Path, env: dict) -> None:
     assert "Traceback" not in app.output, app.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=snippet_id)
 def test_documented_snippet_runs(snippet: Snippet, snippet_world, tmp_path, short_temporary_folder):
     if snippet.skip_reason:

@@ -1,6 +1,6 @@
 """`denoise`: off gives the published pixels, auto leaves clean photos alone and brings degraded ones closer
-to the enhancement of the clean scene, in tiles as in one pass, in fast mode too; the CLI option and the
-quality benchmark run as processes."""
+to the enhancement of the clean scene, in tiles as in one pass, in fast mode too; the CLI option, and the
+quality benchmark run as a process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, smallest_reference_image
 from denoise_scenes import quality  # the fixtures clean_scene and engines: tests/conftest.py's plugin
+from helpers import run_cli
 from PIL import Image
 
 from cliplit.engine import denoise, noise_level
@@ -213,24 +214,23 @@ def test_fast_mode_with_denoise(reference_model, clean_scene):
     assert shadow_psnr(fast["auto"], image, reference, shadows) > shadow_psnr(fast["off"], image, reference, shadows) + NOISE_MARGIN_DB
 
 
-# ------------------------------------------------------------------------------------ processes
+# ------------------------------------------------------------------------------------ the commands
 @pytest.mark.reference
 def test_cli_denoise_option(tmp_path, clean_scene):
     Image.fromarray(quality.degrade(clean_scene, "iso1600")).save(tmp_path / "noisy.png")
     outputs = {}
     for setting in ("off", "auto"):
-        result = subprocess.run(
-            [sys.executable, "-m", "cliplit", "enhance", str(tmp_path / "noisy.png"), "--model", str(ENHANCEMENT_CHECKPOINT),
-             "--output", str(tmp_path / setting), "--denoise", setting, "--quiet"], capture_output=True, text=True)
+        result = run_cli("enhance", tmp_path / "noisy.png", "--model", ENHANCEMENT_CHECKPOINT, "--output", tmp_path / setting,
+                         "--denoise", setting, "--quiet")
         assert result.returncode == 0, result.stderr
         outputs[setting] = np.asarray(Image.open(tmp_path / setting / "noisy.png")).astype(np.int16)
     assert np.abs(outputs["auto"] - outputs["off"]).mean() > 1
-    refused = subprocess.run([sys.executable, "-m", "cliplit", "enhance", str(tmp_path / "noisy.png"), "--denoise", "lots"],
-                             capture_output=True, text=True)
+    refused = run_cli("enhance", tmp_path / "noisy.png", "--denoise", "lots")
     assert refused.returncode == 2 and "denoise must be off, auto or a noise level" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_quality_benchmark_prints_its_table_and_writes_the_crops(tmp_path):
     crops = tmp_path / "crops.jpg"
@@ -257,6 +257,7 @@ def test_quality_benchmark_prints_its_table_and_writes_the_crops(tmp_path):
     assert float(ours.split()[2]) > 0 and ours.endswith("%")
 
 
+@pytest.mark.slow
 def test_quality_benchmark_measures_the_cost_on_given_photos(tmp_path, clean_scene):
     codes = (clean_scene * 255 + 0.5).astype(np.uint8)
     Image.fromarray(codes).save(tmp_path / "photo.jpg", quality=75)
@@ -283,10 +284,8 @@ def test_evaluate_takes_the_denoise_option(tmp_path, engines, clean_scene):
     write_image(tmp_path / "targets" / "scene.png", DecodedImage(reference, None, 16))
     scores = {}
     for setting in ("off", "auto"):
-        result = subprocess.run(
-            [sys.executable, "-m", "cliplit", "evaluate", str(tmp_path / "inputs"), "--targets", str(tmp_path / "targets"),
-             "--model", str(ENHANCEMENT_CHECKPOINT), "--metrics", "psnr", "--denoise", setting, "--quiet",
-             "--output", str(tmp_path / setting)], capture_output=True, text=True)
+        result = run_cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--model", ENHANCEMENT_CHECKPOINT,
+                         "--metrics", "psnr", "--denoise", setting, "--quiet", "--output", tmp_path / setting)
         assert result.returncode == 0, result.stderr
         (row,) = json.loads((tmp_path / setting / "summary.json").read_text()).values()
         scores[setting] = row["psnr"]

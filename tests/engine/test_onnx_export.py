@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, golden_for, smallest_reference_image
+from helpers import run_cli
 from PIL import Image
 
 from cliplit.engine.onnx_export import ExportableNetwork
@@ -41,8 +39,7 @@ def test_the_exportable_network_computes_the_network():
 @pytest.mark.reference
 def test_exported_file_gives_the_published_pixels_through_onnxruntime_at_any_size(tmp_path):
     output = tmp_path / "clip-lit.onnx"
-    result = subprocess.run([sys.executable, "-m", "cliplit", "export", str(ENHANCEMENT_CHECKPOINT), str(output)],
-                            capture_output=True, text=True, timeout=600)
+    result = run_cli("export", ENHANCEMENT_CHECKPOINT, output)
     assert result.returncode == 0, result.stderr
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     path = smallest_reference_image()
@@ -55,6 +52,5 @@ def test_exported_file_gives_the_published_pixels_through_onnxruntime_at_any_siz
     assert np.abs(produced - expected).max() <= 1  # within one 8-bit level of the authors' outputs, every pixel
     small = np.ascontiguousarray(pixels[:, :, :37, :53])  # another size, same file
     assert session.run(None, {"pixel_values": small})[1].shape == (1, 1, 37, 53)
-    again = subprocess.run([sys.executable, "-m", "cliplit", "export", str(ENHANCEMENT_CHECKPOINT), str(output)],
-                           capture_output=True, text=True, timeout=600)
+    again = run_cli("export", ENHANCEMENT_CHECKPOINT, output)
     assert again.returncode == 1 and "exists (pass --overwrite" in again.stderr and "Traceback" not in again.stderr

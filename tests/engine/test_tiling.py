@@ -222,6 +222,7 @@ def _grown(box, radius: int, height: int, width: int) -> tuple[tuple[slice, ...]
     return region, inside
 
 
+@pytest.mark.slow
 def test_24_megapixel_tiled_output_equals_the_whole_image_on_crops(reference_model):
     """
     A 4000 x 6000 photo through the tiled engine (the path a full-size photo takes) against the

@@ -14,11 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, in_ci, smallest_reference_image
-from helpers import python_env, write_hub_cache_entry, write_synthetic_dataset, write_tiny_clip, write_tiny_resnet_clip
+from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, golden_for, smallest_reference_image
+from helpers import (
+    PROCESS_TIMEOUT_S,
+    python_env,
+    run_cli_process,
+    write_hub_cache_entry,
+    write_synthetic_dataset,
+    write_tiny_clip,
+    write_tiny_resnet_clip,
+)
 from PIL import Image
 
-PROCESS_TIMEOUT_S = 600
+pytestmark = pytest.mark.slow
 
 
 def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -28,52 +36,50 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
     return result
 
 
-def installed_cliplit() -> str:
-    """The `cliplit` command that `pip install` put on PATH (a failure under CI, where it must be installed)."""
-    executable = shutil.which("cliplit")
-    if executable is None:
-        if in_ci():
-            pytest.fail("the cliplit command is not on PATH: the package must be installed (pip install -e .)")
-        pytest.skip("the cliplit command is not on PATH (pip install -e .)")
-    return executable
-
-
 def level_difference(first: Path, second: Path) -> int:
     with Image.open(first) as a, Image.open(second) as b:
         return int(np.abs(np.asarray(a.convert("RGB"), np.int16) - np.asarray(b.convert("RGB"), np.int16)).max())
 
 
+def cliplit(*argv, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """The installed `cliplit` command run in `cwd` with `env` added (no traceback allowed)."""
+    result = run_cli_process(*argv, installed=True, cwd=cwd, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
 @pytest.mark.reference
 def test_every_cliplit_subcommand_runs_as_an_installed_command(tmp_path, published_cache):
-    cliplit = installed_cliplit()
     env = {"CLIPLIT_CACHE": str(published_cache), "HF_HUB_OFFLINE": "1"}
     photo = smallest_reference_image()
 
-    assert run([cliplit, "--version"], tmp_path).stdout.startswith("cliplit ")
-    listing = run([cliplit, "models"], tmp_path, **env)
+    assert cliplit("--version", cwd=tmp_path).stdout.startswith("cliplit ")
+    listing = cliplit("models", cwd=tmp_path, **env)
     assert listing.returncode == 0 and "clip-lit (default)" in listing.stdout and "rave-unpaired" in listing.stdout
+    added = cliplit("models", "add", "clip-lit", ENHANCEMENT_CHECKPOINT, cwd=tmp_path, CLIPLIT_CACHE=str(tmp_path / "cache"))
+    assert added.returncode == 0 and (tmp_path / "cache" / "clip-lit" / "model.safetensors").is_file(), added.stderr
 
-    enhanced = run([cliplit, "enhance", str(photo), "--output", "out", "--quiet"], tmp_path, **env)  # the default model
+    enhanced = cliplit("enhance", photo, "--output", "out", "--quiet", cwd=tmp_path, **env)  # the default model
     assert enhanced.returncode == 0, enhanced.stderr
     assert level_difference(tmp_path / "out" / f"{photo.stem}.png", golden_for(photo)) <= 1
 
-    converted = run([cliplit, "convert", str(ENHANCEMENT_CHECKPOINT), "converted"], tmp_path)
+    converted = cliplit("convert", ENHANCEMENT_CHECKPOINT, "converted", cwd=tmp_path)
     assert converted.returncode == 0 and (tmp_path / "converted" / "model.safetensors").is_file(), converted.stderr
 
-    scores = run([cliplit, "evaluate", str(photo), "--targets", str(golden_for(photo).parent), "--model", "converted",
-                  "--metrics", "psnr", "ssim", "--output", "report", "--quiet"], tmp_path)
+    scores = cliplit("evaluate", photo, "--targets", golden_for(photo).parent, "--model", "converted",
+                     "--metrics", "psnr", "ssim", "--output", "report", "--quiet", cwd=tmp_path)
     assert scores.returncode == 0, scores.stderr
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary  # one method scored
 
     pytest.importorskip("onnxruntime", reason="onnxruntime is in the export extra")
-    exported = run([cliplit, "export", "converted", "model.onnx"], tmp_path)
+    exported = cliplit("export", "converted", "model.onnx", cwd=tmp_path)
     assert exported.returncode == 0 and (tmp_path / "model.onnx").stat().st_size > 0, exported.stderr
 
 
 def test_python_dash_m_cliplit_is_the_same_command(tmp_path):
-    help_text = run([sys.executable, "-m", "cliplit", "--help"], tmp_path)
-    assert help_text.returncode == 0
+    help_text = run_cli_process("--help", cwd=tmp_path)
+    assert help_text.returncode == 0 and "Traceback" not in help_text.stderr
     for command in ("enhance", "evaluate", "models", "export", "convert"):
         assert command in help_text.stdout
 

@@ -8,12 +8,12 @@ import io
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import golden_for, smallest_reference_image
+from helpers import run_cli
 from PIL import Image, ImageFilter
 
 from cliplit.evaluation.evaluate import mean_of
@@ -59,9 +59,9 @@ def test_identical_images_have_infinite_psnr_left_out_of_the_mean():
     assert psnr(sixteen, sixteen + 257) == pytest.approx(20 * math.log10(65535 / 257))
 
 
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+def evaluate_offline(*args) -> subprocess.CompletedProcess:
+    """`cliplit evaluate ARGS` in this process, offline (HF_HUB_OFFLINE=1: LPIPS's backbone is not fetched)."""
+    return run_cli("evaluate", *args, env={"HF_HUB_OFFLINE": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def scene(tmp_path_factory, converted_model_dir):
 @pytest.mark.reference
 def test_models_and_predictions_side_by_side(scene, converted_model_dir):
     out = scene / "report"
-    result = cli("evaluate", scene / "inputs", "--targets", scene / "targets", "--model", converted_model_dir,
+    result = evaluate_offline(scene / "inputs", "--targets", scene / "targets", "--model", converted_model_dir,
                  "--predictions", scene / "perfect", "--predictions", scene / "blurred", "--output", out, "-q")
     assert result.returncode == 1 and "Traceback" not in result.stderr  # the orphan and one missing prediction
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -116,9 +116,9 @@ def test_a_model_runs_with_the_engine_settings_of_enhance_and_a_bad_target_is_on
     with Image.open(scene / "targets" / "a.png") as target:
         target.save(targets / "a.png")
         target.resize((target.width // 2, target.height // 2)).save(targets / "b.png")  # another size
-    exact = cli("evaluate", scene / "inputs" / "a.png", scene / "inputs" / "b.png", "--targets", targets,
+    exact = evaluate_offline(scene / "inputs" / "a.png", scene / "inputs" / "b.png", "--targets", targets,
                 "--model", converted_model_dir, "--metrics", "psnr", "-o", tmp_path / "exact", "-q")
-    fast = cli("evaluate", scene / "inputs" / "a.png", "--targets", targets, "--model", converted_model_dir,
+    fast = evaluate_offline(scene / "inputs" / "a.png", "--targets", targets, "--model", converted_model_dir,
                "--metrics", "psnr", "--mode", "fast", "-o", tmp_path / "fast", "-q")
     assert fast.returncode == 0, fast.stderr
     assert exact.returncode == 1 and "b.png: target is" in exact.stderr

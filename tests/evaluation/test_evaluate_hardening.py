@@ -6,20 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli, run_cli_process
 from PIL import Image
 
 from cliplit import CLIPLITConfig, CLIPLITModel
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=os.environ)
 
 
 def image(path: Path, size=(32, 24), seed=0) -> Path:
@@ -41,7 +36,7 @@ def test_same_named_inputs_in_two_folders_keep_two_rows_and_reports_are_strict_j
     image(tmp_path / "targets" / "a.png", seed=1)
     image(tmp_path / "same" / "a.png", seed=1)  # identical to d1/a.png's target: PSNR inf for that row
     out = tmp_path / "report"
-    result = cli("evaluate", tmp_path / "d1", tmp_path / "d2", "--targets", tmp_path / "targets",
+    result = run_cli("evaluate", tmp_path / "d1", tmp_path / "d2", "--targets", tmp_path / "targets",
                  "--predictions", tmp_path / "same", "--metrics", "psnr", "-o", out, "-q")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     rows = (out / "per_image.csv").read_text().splitlines()[1:]
@@ -55,7 +50,7 @@ def test_an_ambiguous_target_is_named(tmp_path):
     image(tmp_path / "targets" / "a.png")
     image(tmp_path / "targets" / "a.jpg")
     image(tmp_path / "predictions" / "a.png")
-    result = cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions",
+    result = run_cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions",
                  tmp_path / "predictions", "--metrics", "psnr", "-q")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr
@@ -67,7 +62,7 @@ def test_images_too_small_for_ssim_are_skipped_with_a_note_and_a_one_pixel_input
     image(tmp_path / "targets" / "tiny.png", size=(8, 8), seed=1)
     image(tmp_path / "predictions" / "tiny.png", size=(8, 8), seed=2)
     out = tmp_path / "report"
-    result = cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions",
+    result = run_cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions",
                  tmp_path / "predictions", "--metrics", "psnr", "ssim", "-o", out, "-q")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "note: " in result.stderr and "ssim skipped" in result.stderr
@@ -78,7 +73,7 @@ def test_images_too_small_for_ssim_are_skipped_with_a_note_and_a_one_pixel_input
     CLIPLITModel(CLIPLITConfig()).save_pretrained(model)
     image(tmp_path / "dot" / "d.png", size=(1, 1))
     image(tmp_path / "dot-targets" / "d.png", size=(1, 1))
-    result = cli("evaluate", tmp_path / "dot", "--targets", tmp_path / "dot-targets", "--model", model, "--metrics", "psnr", "-q")
+    result = run_cli("evaluate", tmp_path / "dot", "--targets", tmp_path / "dot-targets", "--model", model, "--metrics", "psnr", "-q")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1 and "d.png" in errors[0]
 
@@ -90,7 +85,7 @@ def test_the_output_place_is_checked_before_any_work(tmp_path, place):
     (tmp_path / "file").write_text("mine")
     output = {"a file": tmp_path / "file", "under a file": tmp_path / "file" / "report",
               "an input folder": tmp_path / "targets"}[place]
-    result = cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions", tmp_path / "targets",
+    result = run_cli("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions", tmp_path / "targets",
                  "--metrics", "psnr", "-o", output, "-q")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1 and len(errors) == 1 and "--output" in errors[0] and "Traceback" not in result.stderr
@@ -98,16 +93,16 @@ def test_the_output_place_is_checked_before_any_work(tmp_path, place):
     assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "targets" / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_reports_are_written_when_stdout_is_closed(tmp_path):
     image(tmp_path / "inputs" / "a.png")
     image(tmp_path / "targets" / "a.png")
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = subprocess.run([sys.executable, "-m", "cliplit", "evaluate", str(tmp_path / "inputs"), "--targets",
-                                 str(tmp_path / "targets"), "--predictions", str(tmp_path / "targets"), "--metrics", "psnr",
-                                 "-o", str(tmp_path / "report"), "-q"], stdout=write_end, stderr=subprocess.PIPE, text=True,
-                                timeout=300, env=os.environ)
+        result = run_cli_process("evaluate", tmp_path / "inputs", "--targets", tmp_path / "targets", "--predictions",
+                                 tmp_path / "targets", "--metrics", "psnr", "-o", tmp_path / "report", "-q",
+                                 stdout=write_end, stderr=subprocess.PIPE)
     finally:
         os.close(write_end)
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -4,7 +4,6 @@ every --format, with EXIF, XMP/IPTC and the ICC profile checked in the outputs; 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import struct
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
+from helpers import run_cli, run_cli_process
 from photo_files import (
     CAMERA_MAKE,
     CAMERA_MODEL,
@@ -39,22 +39,6 @@ SOURCES = {"camera.jpg": write_camera_jpeg, "phone.heic": write_heic, "scan.tif"
            "raw.dng": write_dng}
 AUTO_SUFFIXES = {"camera.jpg": ".jpg", "phone.heic": ".png", "scan.tif": ".tif", "logo.webp": ".webp", "raw.dng": ".tif"}
 SIXTEEN_BIT_SOURCES = {"scan.tif", "raw.dng"}
-
-
-def run_cli(*args) -> subprocess.CompletedProcess:
-    """`cliplit.interfaces.cli.main` in this process; an escaping exception fails the test."""
-    from cliplit.interfaces.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main([str(arg) for arg in args])
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
-
-
-def run_cli_process(*args, env=None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True, env=environment)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +95,7 @@ def test_every_input_through_every_format_keeps_metadata_profile_and_depth(sourc
                                       ".avif": "avif"}[suffix])
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_strip_metadata_writes_no_exif_gps_or_xmp_as_a_process(sources, tmp_path):
     result = run_cli_process("enhance", sources["camera.jpg"], sources["phone.heic"], "--model", ENHANCEMENT_CHECKPOINT,
@@ -199,7 +184,8 @@ def test_raw_and_jpeg_with_the_same_stem_are_named_apart(tmp_path):
 
 
 @pytest.mark.reference
-def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_path):
+@pytest.mark.parametrize("run", [run_cli, pytest.param(run_cli_process, marks=pytest.mark.slow)], ids=["in-process", "process"])
+def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_path, run):
     good = write_camera_jpeg(tmp_path / "good.jpg")
     dng = write_dng(tmp_path / "whole.dng", linear_backlit_scene(128, 160)).read_bytes()
     (tmp_path / "truncated.dng").write_bytes(dng[: len(dng) // 3])
@@ -208,8 +194,8 @@ def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_pat
     (tmp_path / "truncated.heic").write_bytes(heic[: len(heic) // 2])
     bad = ["truncated.dng", "notraw.nef", "truncated.heic"]
     out = tmp_path / "out"
-    result = run_cli_process("enhance", good, *(tmp_path / name for name in bad), tmp_path / "whole.dng", "--model",
-                             ENHANCEMENT_CHECKPOINT, "-o", out, "--max-megapixels", "0.01", "--quiet")
+    result = run("enhance", good, *(tmp_path / name for name in bad), tmp_path / "whole.dng", "--model",
+                 ENHANCEMENT_CHECKPOINT, "-o", out, "--max-megapixels", "0.01", "--quiet")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert len(errors) == len(bad) + 1, result.stderr  # whole.dng: 160 x 128 is over 0.01 MP
@@ -218,9 +204,10 @@ def test_bad_raw_and_heic_files_give_one_line_each_and_the_batch_goes_on(tmp_pat
     assert any("whole.dng" in line and "--max-megapixels" in line for line in errors)
     assert {p.name for p in out.iterdir() if p.is_file()} == {"good.png"}  # nothing partial
     other_lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("error:")]
-    assert not other_lines, result.stderr  # LibRaw's own messages are not passed on
+    assert not other_lines, result.stderr  # LibRaw's own messages (on file descriptor 2: the process run) are not passed on
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_libraw_messages_filtered_in_a_reader_thread_never_cut_the_lines_printed_meanwhile(tmp_path):
     # The CLI decodes RAWs in reader threads while the main thread prints one `error:` line per bad file;
@@ -266,6 +253,7 @@ sys.exit(run_entry_point(command))
     assert set(lines) == expected, [line for line in lines if line not in expected][:5]  # no LibRaw line either
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_a_heif_plugin_that_fails_to_load_is_one_line_for_heic_files_only(tmp_path):
     broken = tmp_path / "broken_plugins"

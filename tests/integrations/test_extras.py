@@ -3,6 +3,7 @@ loads none of them; the packaging fields the integrations need (extras, the Comf
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ def run_without(hidden: tuple[str, ...], code: str) -> subprocess.CompletedProce
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, hidden, extra", MISSING, ids=[m[2] for m in MISSING])
 def test_a_missing_extra_is_one_line_naming_it(module, hidden, extra):
     code = (f"from cliplit.integrations import MissingExtraError\ntry:\n    import {module}\n"
@@ -36,6 +38,21 @@ def test_a_missing_extra_is_one_line_naming_it(module, hidden, extra):
     assert len(lines) == 1 and f'pip install "cliplit[{extra}]"' in lines[0] and module in lines[0]
 
 
+@pytest.mark.parametrize("module, hidden, extra", MISSING, ids=[m[2] for m in MISSING])
+def test_a_missing_extra_is_one_line_naming_it_in_process(module, hidden, extra, monkeypatch):
+    """The same refusal in this process: the integration imported anew while its library is hidden (both restored after)."""
+    from cliplit.integrations import MissingExtraError
+
+    for name in hidden:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(MissingExtraError) as refused:
+        importlib.import_module(module)
+    message = str(refused.value)
+    assert "\n" not in message and f'pip install "cliplit[{extra}]"' in message and module in message
+
+
+@pytest.mark.slow
 def test_comfyui_reports_the_missing_extra_when_it_loads_the_repository():
     code = ("import importlib.util\n"
             f"spec = importlib.util.spec_from_file_location('custom_node', {str(REPO_ROOT / '__init__.py')!r})\n"
@@ -62,6 +79,7 @@ def test_import_cliplit_from_inside_custom_nodes_gives_the_package(tmp_path):
     assert result.stdout.splitlines() == [str(clone / "cliplit" / "__init__.py"), "cliplit.engine.enhancer", "[]"]
 
 
+@pytest.mark.slow
 def test_import_cliplit_loads_no_integration_nor_its_library():
     code = "import sys, cliplit\nprint(sorted(m for m in sys.modules if m.startswith(('cliplit.integrations', 'ray', 'spandrel'))))"
     result = run_without((), code)

@@ -5,13 +5,12 @@ enhanced by `BatchEnhancer` actors and written by `EnhancedImageDatasink`, gives
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 from conftest import REPO_ROOT, smallest_reference_image
+from helpers import run_cli_process
 from integration_photos import BROKEN_NAME, CROPS, GRAY16_NAME, ROTATED_NAME, write_photo_folder
 
 ray = pytest.importorskip("ray")
@@ -45,13 +44,13 @@ def cli_outputs(photo_folder, converted_model_dir, tmp_path_factory):
     """
     output = tmp_path_factory.mktemp("cli")
     one_core = {min(os.sched_getaffinity(0))}
-    result = subprocess.run([sys.executable, "-m", "cliplit", "enhance", str(photo_folder), "-o", str(output),
-                             "--model", str(converted_model_dir), "-q"], capture_output=True, text=True,
-                            env={**os.environ, **ENV_PYTHONPATH}, preexec_fn=lambda: os.sched_setaffinity(0, one_core))
+    result = run_cli_process("enhance", photo_folder, "-o", output, "--model", converted_model_dir, "-q",
+                             preexec_fn=lambda: os.sched_setaffinity(0, one_core))
     assert BROKEN_NAME in result.stderr
     return output
 
 
+@pytest.mark.slow
 def test_folder_in_files_out_same_names_and_pixels_as_the_cli(local_cluster, photo_folder, converted_model_dir,
                                                               cli_outputs, tmp_path, caplog):
     from cliplit.integrations.ray import BatchEnhancer, EnhancedImageDatasink, output_name
@@ -72,6 +71,7 @@ def test_folder_in_files_out_same_names_and_pixels_as_the_cli(local_cluster, pho
     assert read_png(output / output_name(ROTATED_NAME)).shape[:2] == (80, 48)  # EXIF orientation applied
 
 
+@pytest.mark.slow
 def test_read_images_batches_of_mixed_sizes_and_error_rows(local_cluster, photo_folder, converted_model_dir, cli_outputs):
     from cliplit.integrations.ray import BatchEnhancer
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT
-from helpers import process_shares
+from helpers import process_shares, python_env, run_cli
 from PIL import Image
 
 pytestmark = pytest.mark.reference
@@ -29,10 +27,6 @@ def make_inputs(folder, count: int = 3) -> list[str]:
     return names
 
 
-def cli(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True, env=env)
-
-
 def read(path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image).astype(np.int16)
@@ -40,11 +34,11 @@ def read(path) -> np.ndarray:
 
 def test_cli_tile_size_gives_the_same_pixels_and_fast_mode_runs(tmp_path):
     names = make_inputs(tmp_path / "in")
-    whole = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "whole", "-q", "--tile-size", "0")
-    tiled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "tiled", "-q", "--tile-size", "16")
-    fast = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "fast", "-q", "--mode", "fast")
+    whole = run_cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "whole", "-q", "--tile-size", "0")
+    tiled = run_cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "tiled", "-q", "--tile-size", "16")
+    fast = run_cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "fast", "-q", "--mode", "fast")
     # downscaling by 1 runs the network at full resolution: fast mode's plumbing, exact pixels
-    unscaled = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "unscaled", "-q",
+    unscaled = run_cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "unscaled", "-q",
                    "--mode", "fast", "--fast-downscale", "1")
     for result in (whole, tiled, fast, unscaled):
         assert result.returncode == 0, result.stderr
@@ -54,21 +48,14 @@ def test_cli_tile_size_gives_the_same_pixels_and_fast_mode_runs(tmp_path):
         assert read(tmp_path / "fast" / name).shape == read(tmp_path / "whole" / name).shape
 
 
-@pytest.mark.parametrize("option, value", [("--tile-size", "-3"), ("--fast-downscale", "0.5")])
-def test_cli_rejects_an_out_of_range_option(tmp_path, option, value):
-    make_inputs(tmp_path / "in", count=1)
-    result = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "out", option, value)
-    assert result.returncode != 0
-    assert option in result.stderr and "Traceback" not in result.stderr
-
-
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate is not installed")
 def test_accelerate_launch_splits_the_files_across_processes(tmp_path):
     names = make_inputs(tmp_path / "in")
-    single = cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "single", "-q")
+    single = run_cli("enhance", tmp_path / "in", "--model", ENHANCEMENT_CHECKPOINT, "-o", tmp_path / "single", "-q")
     assert single.returncode == 0, single.stderr
     # accelerate starts several CPU processes only in its multi-process mode; `--cpu` alone runs one.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    env = python_env(OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     launched = subprocess.run(
         ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--multi_gpu", "-m", "cliplit", "enhance", str(tmp_path / "in"),

@@ -1,13 +1,11 @@
-"""`cliplit enhance` and `cliplit convert` as a user runs them: outputs, safety, one-line errors."""
+"""`cliplit enhance` and `cliplit convert` (the command's `main`, in this process): outputs, safety, one-line errors."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,35 +13,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, INIT_CHECKPOINT, RAVE_CHECKPOINT, golden_for, smallest_reference_image
+from helpers import run_cli
 from PIL import Image
 
 pytestmark = pytest.mark.reference
 
 RNG = np.random.default_rng(0)
-
-
-def run_cli_process(*args) -> subprocess.CompletedProcess:
-    """Run the command as a user does, in a new process."""
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True)
-
-
-def run_cli(*args, env=None) -> subprocess.CompletedProcess:
-    """Run `cliplit.interfaces.cli.main` in this process (fast); an escaping exception fails the test."""
-    from cliplit.interfaces.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = {key: os.environ.get(key) for key in (env or {})}
-    os.environ.update(env or {})
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main([str(arg) for arg in args])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -74,7 +49,7 @@ def batch_result(tmp_path_factory):
     (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     output = tmp_path_factory.mktemp("outputs")
     inputs_before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    result = run_cli_process("enhance", folder, folder / "does-not-exist.jpg", str(folder / "fir*.jpg"),
+    result = run_cli("enhance", folder, folder / "does-not-exist.jpg", str(folder / "fir*.jpg"),
                      "--model", ENHANCEMENT_CHECKPOINT, "--output", output, "--device", "cpu")
     return folder, output, result, inputs_before
 
@@ -200,7 +175,7 @@ def test_checkpoint_unsafe_to_unpickle_is_refused_without_running_it(tmp_path, m
         pickle.dump({"weights": Payload()}, handle)
     for command in (["convert", tmp_path / "evil.pth", tmp_path / "out"],
                     ["enhance", write_photo(tmp_path / "p.jpg"), "--model", tmp_path / "evil.pth", "-o", tmp_path / "o"]):
-        result = run_cli_process(*command) if command[0] == "convert" else run_cli(*command)
+        result = run_cli(*command)
         assert_no_traceback(result)
         assert result.returncode == 1
         assert "evil.pth: refused" in result.stderr and "never loads" in result.stderr

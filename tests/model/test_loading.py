@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CLIPLIT_REFERENCE, ENHANCEMENT_CHECKPOINT, RAVE_REFERENCE, SHARED_REFERENCE, smallest_reference_image
+from helpers import run_cli
 
 from cliplit.errors import ModelNotFoundError
 from cliplit.model import catalog
@@ -121,8 +120,7 @@ def test_offline_nothing_touches_the_network(file_server, monkeypatch):
 
 def test_models_command_lists_every_name_with_source_and_cache_state(file_server, tmp_path):
     load_network("rave-unpaired")
-    env = {**__import__("os").environ, CACHE_ENV_VAR: str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-m", "cliplit", "models"], capture_output=True, text=True, env=env)
+    result = run_cli("models", env={CACHE_ENV_VAR: str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line and not line.startswith(" ")}
     for name, model in catalog.PUBLISHED_MODELS.items():

@@ -7,22 +7,25 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, INIT_CHECKPOINT
+from helpers import run_cli
 from PIL import Image
 
 pytestmark = pytest.mark.reference
 
 
 def cli(*args, cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLIPLIT_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}  # a machine that never reaches GitHub
-    env.pop("CLIPLIT_MODEL", None)
-    return subprocess.run([sys.executable, "-m", "cliplit", *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=cwd, preexec_fn=lambda: os.umask(0o022))
+    """`cliplit ARGS` in this process with `cache` as the cliplit cache, on a machine that never reaches GitHub
+    (HF_HUB_OFFLINE), no CLIPLIT_MODEL, and the usual umask (022)."""
+    previous = os.umask(0o022)
+    try:
+        return run_cli(*args, env={"CLIPLIT_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "CLIPLIT_MODEL": None}, cwd=cwd)
+    finally:
+        os.umask(previous)
 
 
 def cached_state(result: subprocess.CompletedProcess, name: str) -> str:

@@ -166,6 +166,7 @@ def build_hub_cache(cache: os.PathLike, repo_id: str, folder) -> None:
     shutil.copytree(folder, os.path.join(repo, "snapshots", commit))
 
 
+@pytest.mark.slow  # a new process: the Hub client reads HF_HUB_OFFLINE and HF_HUB_CACHE when imported
 def test_from_pretrained_repo_id_resolves_offline_from_hub_cache(converted_model_dir, reference_model, tmp_path):
     build_hub_cache(tmp_path / "hub", "our-org/clip-lit", converted_model_dir)
     script = (

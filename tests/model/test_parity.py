@@ -6,12 +6,10 @@ land within one 8-bit level of the golden PNG on every pixel.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, golden_for, reference_images_to_check
+from helpers import run_cli
 from PIL import Image
 
 import cliplit
@@ -34,11 +32,7 @@ def assert_matches_golden(output, image_path) -> None:
 
 @pytest.mark.parametrize("image_path", IMAGES, ids=lambda p: p.stem)
 def test_cli_with_authors_checkpoint_matches_golden(image_path, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "cliplit", "enhance", str(image_path), "--model", str(ENHANCEMENT_CHECKPOINT),
-         "--output", str(tmp_path), "--device", "cpu", "--quiet"],
-        capture_output=True, text=True,
-    )
+    result = run_cli("enhance", image_path, "--model", ENHANCEMENT_CHECKPOINT, "--output", tmp_path, "--device", "cpu", "--quiet")
     assert result.returncode == 0, result.stderr
     written = tmp_path / f"{image_path.stem}.png"
     with Image.open(written) as output:

@@ -142,6 +142,7 @@ def test_augmentation_applies_the_same_transform_to_paired_images():
 
 
 # ------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_end_to_end_two_processes_every_stage(full_run, tiny_clip, tiny_resnet):
     import cliplit
     from cliplit import CLIPLITModel
@@ -200,6 +201,7 @@ def test_end_to_end_two_processes_every_stage(full_run, tiny_clip, tiny_resnet):
     assert enhanced.size == image.size
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_parameters(full_run, tiny_clip, tiny_resnet, data, tmp_path):
     guidance, full_out, _ = full_run
     out = tmp_path / "resumed"
@@ -237,6 +239,7 @@ RAVE_BEHAVIOUR_ARGS = {"rave": ["--max_train_steps", "20"]}
 HELD_OUT_SCENES = 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guidance", list(GUIDANCE_STAGES))
 def test_training_separates_the_guidance_pair_and_brightens_dark_regions(tmp_path, tiny_clip, tiny_resnet, guidance):
     """Guidance initialization (prompts, latent) then one enhancement phase on synthetic backlit scenes,
@@ -319,12 +322,14 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_without_the_training_extra_the_error_names_the_install_command(tmp_path):
     line = one_line_error(_run_script(["--backlit_dir", str(tmp_path), "--welllit_dir", str(tmp_path), "--output_dir",
                                        str(tmp_path / "out")], prelude="sys.modules['open_clip'] = None"))
     assert "open_clip" in line and 'pip install -e ".[train]"' in line
 
 
+@pytest.mark.slow
 def test_models_that_cannot_be_loaded_offline_name_the_flag_that_takes_a_folder(tmp_path, data, tiny_clip):
     offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home")}
     common = ["--backlit_dir", str(data["backlit"]), "--welllit_dir", str(data["welllit"]), "--output_dir", str(tmp_path / "out"),
@@ -335,6 +340,7 @@ def test_models_that_cannot_be_loaded_offline_name_the_flag_that_takes_a_folder(
     assert "--identity_model FOLDER" in line and "timm/resnet101_clip.openai" in line
 
 
+@pytest.mark.slow
 def test_push_to_hub_creates_the_repository_before_training(tmp_path):
     offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "home")}
     result = _run_script(["--backlit_dir", str(tmp_path / "none"), "--welllit_dir", str(tmp_path / "none"), "--output_dir",
@@ -344,6 +350,7 @@ def test_push_to_hub_creates_the_repository_before_training(tmp_path):
     assert "--hub_model_id someone/model: cannot create the repository" in line
 
 
+@pytest.mark.slow
 def test_rave_shifted_variant_moves_the_residual_away_from_the_token_directions(tmp_path, data, tiny_clip, tiny_resnet):
     from cliplit.training.rave import load_residual
 
@@ -358,6 +365,7 @@ def test_rave_shifted_variant_moves_the_residual_away_from_the_token_directions(
     assert (plain - shifted).abs().max() > 1e-4  # the shift changed the direction
 
 
+@pytest.mark.slow
 def test_an_enhancement_phase_above_the_loss_threshold_is_extended(tmp_path, data, tiny_clip, tiny_resnet):
     out = tmp_path / "out"
     args = _common_args(data, tiny_clip, tiny_resnet) + ["--output_dir", str(out), "--max_train_steps", "11",
@@ -368,6 +376,7 @@ def test_an_enhancement_phase_above_the_loss_threshold_is_extended(tmp_path, dat
     assert "stage prompt_refine" not in log
 
 
+@pytest.mark.slow
 def test_paired_validation_logs_psnr_and_ssim(tmp_path, data, tiny_clip, tiny_resnet):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

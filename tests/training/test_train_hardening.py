@@ -4,14 +4,13 @@ an unreachable Hub) found out at once instead of after the Hub client's retries.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 from conftest import REPO_ROOT
-from helpers import write_synthetic_dataset, write_tiny_resnet_clip
+from helpers import load_script, run_main, write_synthetic_dataset, write_tiny_resnet_clip
 
 TRAIN_SCRIPT = REPO_ROOT / "train" / "train.py"
 TIMEOUT_S = 600
@@ -42,13 +41,15 @@ def data_args(data: dict) -> list[str]:
 
 
 def parse(argv: list[str]):
-    name = "cliplit_train_script"
-    if name not in sys.modules:  # the script as a module (its dataclasses need it registered), loaded once
-        spec = importlib.util.spec_from_file_location(name, TRAIN_SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].parse_args(argv)
+    return load_script(TRAIN_SCRIPT, "cliplit_train_script").parse_args(argv)
+
+
+def train_in_process(*args) -> subprocess.CompletedProcess:
+    """The script's `main` in this process, inside the error boundary its `__main__` runs it in."""
+    from cliplit.safety.boundary import run_entry_point
+
+    script = load_script(TRAIN_SCRIPT, "cliplit_train_script")
+    return run_main(lambda argv: run_entry_point(lambda: script.main(argv), failure_status=script.TRAIN_EXIT_FAILURE), *args)
 
 
 @pytest.mark.parametrize(("option", "value"), [("--learning_rate", "-1"), ("--learning_rate", "nan"), ("--max_train_steps", "-5"),
@@ -60,15 +61,17 @@ def test_numbers_that_cannot_train_are_refused_at_parse_time(tmp_path, capsys, o
     assert exit_status.value.code == 2 and option in capsys.readouterr().err
 
 
-def test_an_output_folder_that_is_the_data_is_refused_before_anything_is_written(data, tmp_path):
+@pytest.mark.parametrize("run", [train_in_process, pytest.param(train, marks=pytest.mark.slow)], ids=["in-process", "process"])
+def test_an_output_folder_that_is_the_data_is_refused_before_anything_is_written(data, tmp_path, run):
     before = sorted(p.name for p in data["backlit"].iterdir())
-    line = one_error(train(*data_args(data), "--output_dir", data["backlit"]))
+    line = one_error(run(*data_args(data), "--output_dir", data["backlit"]))
     assert "--output_dir" in line and "which is read" in line
     assert sorted(p.name for p in data["backlit"].iterdir()) == before
-    line = one_error(train(*data_args(data), "--output_dir", tmp_path / "out", "--init_prompts", tmp_path / "missing.pth"))
+    line = one_error(run(*data_args(data), "--output_dir", tmp_path / "out", "--init_prompts", tmp_path / "missing.pth"))
     assert "missing.pth" in line and "--init_prompts" in line and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_offline_or_an_unreachable_hub_fails_at_once_naming_the_flag(data, tmp_path):
     cache = {"HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub")}
     line = one_error(train(*data_args(data), "--output_dir", tmp_path / "out", env={**cache, "HF_HUB_OFFLINE": "1"}))
@@ -80,6 +83,7 @@ def test_offline_or_an_unreachable_hub_fails_at_once_naming_the_flag(data, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_one_line(data, tmp_path, tiny_clip_dir):
     pytest.importorskip("open_clip", reason="open_clip_torch is in the training extra")
     identity = write_tiny_resnet_clip(tmp_path / "identity")

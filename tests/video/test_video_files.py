@@ -4,7 +4,6 @@ and every bad input refused with one line and nothing written."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -13,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT
-from helpers import process_shares
+from conftest import ENHANCEMENT_CHECKPOINT
+from helpers import process_shares, python_env, run_cli
 from PIL import Image
 from video_clips import CREATION_TIME, TITLE, read_video_frames, stream_packets, write_test_clip
 
@@ -26,10 +25,9 @@ pytestmark = pytest.mark.reference
 CODEC_LOSS_PSNR_DB = 38  # enhanced-and-encoded vs enhanced-decoded-frames: x264 at CRF 18 on tiny clips
 
 
-def run_cli(*args, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run([sys.executable, "-m", "cliplit", "enhance", *map(str, args), "--model", str(ENHANCEMENT_CHECKPOINT),
-                           "--quiet"], capture_output=True, text=True, env=env, timeout=timeout)
+def cliplit_enhance(*args):
+    """`cliplit enhance ARGS --model <the authors' checkpoint> --quiet` in this process."""
+    return run_cli("enhance", *args, "--model", ENHANCEMENT_CHECKPOINT, "--quiet")
 
 
 def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_frame_pixels(tmp_path, reference_model):
@@ -37,7 +35,7 @@ def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_
 
     clip = write_test_clip(tmp_path / "clip.mp4", frames=12, vfr=True, rotation=90)
     Image.fromarray(np.full((24, 32, 3), 60, np.uint8)).save(tmp_path / "photo.png")
-    result = run_cli(clip, tmp_path / "photo.png", "-o", tmp_path / "out")
+    result = cliplit_enhance(clip, tmp_path / "photo.png", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     output = tmp_path / "out" / "clip.mp4"
     assert (tmp_path / "out" / "photo.png").is_file()
@@ -58,9 +56,9 @@ def test_video_and_image_in_one_batch_keep_frames_timestamps_audio_tags_and_per_
     assert min(psnr(a, b) for a, b in zip(frames_out, expected)) > CODEC_LOSS_PSNR_DB
     assert psnr(frames_out[0], frames_in[0]) < 30  # and they are enhanced, not copied
 
-    rerun = run_cli(clip, "-o", tmp_path / "out", "--strip-metadata")  # other settings: the output is kept, and said
+    rerun = cliplit_enhance(clip, "-o", tmp_path / "out", "--strip-metadata")  # other settings: the output is kept, and said
     assert rerun.returncode == 1 and "1 existing output(s) not made with this model and these settings" in rerun.stderr
-    stripped = run_cli(clip, "-o", tmp_path / "out", "--strip-metadata", "--overwrite", "--video-crf", "23")
+    stripped = cliplit_enhance(clip, "-o", tmp_path / "out", "--strip-metadata", "--overwrite", "--video-crf", "23")
     assert stripped.returncode == 0, stripped.stderr
     with av.open(str(output)) as container:
         assert "title" not in container.metadata and container.metadata.get("creation_time") != CREATION_TIME
@@ -90,7 +88,7 @@ def test_subtitle_and_timecode_streams_are_kept(tmp_path):
     take as a copy, is left out with a note and written anew by the muxer from the video's tag."""
     subtitled = write_test_clip(tmp_path / "talk.mkv", frames=6, subtitles=["one", "two", "three"])
     timecoded = write_test_clip(tmp_path / "take.mov", frames=6, timecode="01:02:03:04")
-    result = run_cli(subtitled, timecoded, "-o", tmp_path / "out")
+    result = cliplit_enhance(subtitled, timecoded, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert stream_packets(tmp_path / "out" / "talk.mkv", "subtitles") == stream_packets(subtitled, "subtitles") != []
     assert stream_packets(tmp_path / "out" / "talk.mkv", "audio") == stream_packets(subtitled, "audio")
@@ -104,12 +102,13 @@ def test_subtitle_and_timecode_streams_are_kept(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file()) == ["take.mov", "talk.mkv"]  # no trial file left
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate is not installed")
 def test_accelerate_launch_splits_videos_and_images_across_processes(tmp_path):
     (tmp_path / "in").mkdir()
     clips = [write_test_clip(tmp_path / "in" / f"clip{i}.mp4", frames=4) for i in range(3)]
     Image.fromarray(np.full((24, 32, 3), 60, np.uint8)).save(tmp_path / "in" / "photo.png")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    env = python_env(OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true")
     launched = subprocess.run(
         ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--multi_gpu", "-m", "cliplit", "enhance", str(tmp_path / "in"),
@@ -157,7 +156,7 @@ def test_each_bad_video_gets_one_line_and_no_output_while_the_batch_goes_on(tmp_
     clip.unlink()
     names = ["good", "text", "truncated", "corrupt", "audio_only", "no_frames", "large", "long"]
     files = [tmp_path / (f"{n}.avi" if n == "no_frames" else f"{n}.mp4") for n in names]
-    result = run_cli(*files, "-o", tmp_path / "out", "--max-megapixels", "0.01",
+    result = cliplit_enhance(*files, "-o", tmp_path / "out", "--max-megapixels", "0.01",
                      "--max-duration", "2")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -170,12 +169,12 @@ def test_each_bad_video_gets_one_line_and_no_output_while_the_batch_goes_on(tmp_
     assert [p.name for p in (tmp_path / "out").iterdir() if p.is_file()] == ["good.mp4"]
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_video_leaves_no_partial_output(tmp_path):
     clip = write_test_clip(tmp_path / "clip.mp4", frames=400, width=96, height=64)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     output = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "cliplit", "enhance", str(clip), "-o", str(output), "--model",
-                                str(ENHANCEMENT_CHECKPOINT), "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+                                str(ENHANCEMENT_CHECKPOINT), "--quiet"], stderr=subprocess.PIPE, text=True, env=python_env())
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (output.is_dir() and any(output.iterdir())) and process.poll() is None:
         time.sleep(0.05)  # until the partial file is being written

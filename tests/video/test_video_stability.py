@@ -60,6 +60,7 @@ def test_denoise_auto_cuts_the_amplified_noise_flicker(reference_model):
     assert errors["auto"] < 0.5 * errors["off"], errors
 
 
+@pytest.mark.slow
 @pytest.mark.reference
 def test_video_benchmarks_print_their_rows(tmp_path):
     pytest.importorskip("av", reason="video needs PyAV (the video extra)")
