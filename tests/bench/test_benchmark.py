@@ -42,7 +42,7 @@ def test_benchmark_rows_with_each_mode_run_in_this_process(photos, monkeypatch):
     that it starts as a process per mode called in this process instead."""
     benchmark = load_script(BENCHMARK, "cliplit_benchmark_bench")
 
-    def worker_in_this_process(args, mode: str, output_dir: str):
+    def worker_in_this_process(args, mode: str, output_dir: str, timeout: float | None = None):
         result = run_main(benchmark.main, "--worker", mode, "--output-dir", output_dir, "--model", args.model,
                           "--images", args.images, "--tile-size", args.tile_size, "--large", args.large, "--device", args.device)
         assert result.returncode == 0, result.stderr

@@ -25,7 +25,8 @@ from cliplit.evaluation.metrics import psnr
 from cliplit.imaging.codec import DecodedImage
 
 CPU, CUDA = "cpu", "cuda"
-DEVICES = [pytest.param(CPU, id=CPU), pytest.param(CUDA, id=CUDA, marks=pytest.mark.gpu)]
+# The CPU cases rehearse the CUDA ones where no GPU is; the fast loop checks the same paths on the CPU elsewhere
+DEVICES = [pytest.param(CPU, id=CPU, marks=pytest.mark.slow), pytest.param(CUDA, id=CUDA, marks=pytest.mark.gpu)]
 ONE_LEVEL = 1
 ILLUMINATION_TOLERANCE = 1e-5  # tiles against the whole image: float rounding, far below one level (1/255)
 HALF_PSNR_FLOOR_DB = 40.0  # fp16/bf16 against fp32: a sanity floor (the 2-level goal is measured by bench/gpu_check.py)
@@ -37,7 +38,7 @@ def parity_cases() -> list:
     """(device, photo): every reference photo on CUDA; on the CPU the photos the normal suite checks
     (the smallest; all with CLIPLIT_FULL_TESTS=1)."""
     cuda_photos = REFERENCE_IMAGES or reference_images_to_check()
-    return ([pytest.param(CPU, photo, id=f"cpu-{photo.stem}") for photo in reference_images_to_check()]
+    return ([pytest.param(CPU, photo, id=f"cpu-{photo.stem}", marks=pytest.mark.slow) for photo in reference_images_to_check()]
             + [pytest.param(CUDA, photo, id=f"cuda-{photo.stem}", marks=pytest.mark.gpu) for photo in cuda_photos])
 
 

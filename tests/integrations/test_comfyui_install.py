@@ -52,6 +52,7 @@ def distributions_imported_by(code: str) -> set[str]:
     return {canonicalize_name(name) for name in json.loads(result.stdout.splitlines()[-1])}
 
 
+@pytest.mark.slow  # two fresh interpreters
 @pytest.mark.reference
 def test_requirements_txt_names_exactly_what_the_nodes_import():
     """Loading the pack as ComfyUI does, a model and enhancing an image import the listed packages (and what

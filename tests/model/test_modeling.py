@@ -203,9 +203,14 @@ def test_push_to_hub_uploads_the_saved_files(reference_model, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}"))
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", fake_create_commit)
+
+    def new_repository_has_no_card(cls, repo_id, **kwargs):  # what the Hub answers for a new repository, without asking it
+        raise huggingface_hub.errors.EntryNotFoundError(f"{repo_id} has no README.md")
+
+    monkeypatch.setattr(huggingface_hub.ModelCard, "load", classmethod(new_repository_has_no_card))
     reference_model.push_to_hub("our-org/clip-lit", token="hf_dummy")
     assert uploaded["repo_id"] == "our-org/clip-lit"
-    assert "model.safetensors" in uploaded["files"] and "config.json" in uploaded["files"]
+    assert {"model.safetensors", "config.json", "README.md"} <= set(uploaded["files"])  # the card transformers writes too
 
 
 def authors_noreflect_illumination(state: dict, pixels: torch.Tensor, slope: float = 0.2) -> torch.Tensor:

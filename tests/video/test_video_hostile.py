@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import error_lines, run_cli
 from photo_files import CAMERA_MAKE, display_p3_profile, write_camera_jpeg
 from PIL import Image
 from video_clips import read_video_frames, write_resizing_clip, write_test_clip
@@ -22,26 +22,11 @@ SMALL, LARGE = (64, 48), (800, 600)  # 0.003 MP, then 0.48 MP: over a 0.1 MP lim
 GROWING = [SMALL] * 3 + [LARGE] * 2
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    """`cliplit.interfaces.cli.main` in this process; an escaping exception fails the test."""
-    from cliplit.interfaces.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main([str(arg) for arg in args])
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
-
-
 def load_random_network(model_dir):
     """The random test model (`model_dir`) as `VideoEnhancer` takes it."""
     from cliplit.model.loading import load_network
 
     return load_network(str(model_dir))
-
-
-def error_lines(result: subprocess.CompletedProcess) -> list[str]:
-    assert "Traceback" not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
