@@ -333,12 +333,11 @@ def load_script(path: Path | str, name: str):
 
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
+        except BaseException:  # a script that fails to load leaves no half-made module behind
+            sys.modules.pop(name)
             raise
     return sys.modules[name]
 
