@@ -30,7 +30,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..imaging.codec import DecodedImage, decode_image, encode_array, encode_pil
+from ..imaging.codec import DecodedImage, decode_image, encode_array, encode_pil, quantize
 from ..model.architecture import check_strength, resolve_strength
 from ..model.network import apply_illumination
 from .denoise import DenoisePlan, denoised_input
@@ -137,9 +137,13 @@ class Enhancer:
         if denoise != DENOISE_OFF:  # the map stays the network's: only the divided pixels are cleaned
             cleaned, plan = denoised_input(image.pixels, illumination[0, 0].numpy(), strength, denoise, image.jpeg,
                                            settings.tile_size)
-            pixel_values = torch.from_numpy(cleaned).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             enhanced = apply_illumination(pixel_values, illumination, strength)
+            if plan is not None:
+                published = enhanced
+                enhanced = apply_illumination(torch.from_numpy(cleaned).permute(2, 0, 1).unsqueeze(0), illumination, strength)
+                if torch.equal(quantize(enhanced, image.bit_depth), quantize(published, image.bit_depth)):
+                    enhanced, plan = published, None  # no code of the output changed: the published pixels, no plan
         pixels = enhanced[0].permute(1, 2, 0).numpy()
         return dataclasses.replace(image, pixels=pixels, denoised=plan), illumination[0, 0].numpy()  # alpha, depth, metadata kept
 

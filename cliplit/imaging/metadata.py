@@ -187,6 +187,8 @@ def read_pil_metadata(image: Image.Image, grayscale: bool) -> ImageMetadata:
         with pillow_warnings_ignored():  # Pillow warns of corrupt EXIF; what it cannot read is named
             exif = image.getexif()
         exif_bytes, left_out = writable_exif(exif) if len(exif) else (None, [])
+        if not len(exif) and info.get("exif"):  # a block Pillow read no tag from (garbage, a broken header or IFD)
+            left_out = ["the EXIF block (unreadable: no tag could be read from it)"]
     except Exception as error:  # noqa: BLE001 - an EXIF block Pillow cannot parse: not carried
         exif_bytes, left_out = None, [f"the EXIF block (unreadable: {first_line(error)})"]
     xmp = next((_as_bytes(info[key]) for key in XMP_INFO_KEYS if key in info), None)

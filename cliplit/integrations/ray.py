@@ -248,9 +248,9 @@ class EnhancedImageDatasink(ray_data.Datasink):
                 stream.write(data)
 
     @staticmethod
-    def _made_the_same_way(filesystem, record: str, settings: str | None) -> Provenance:
-        """Whether the existing output whose record is `record` was made with the row's `settings` (rows without
-        settings, from code other than `BatchEnhancer`: taken as the same, as before records)."""
+    def _made_the_same_way(filesystem, record: str, settings: str | None, source: str) -> Provenance:
+        """Whether the existing output whose record is `record` was made from `source` with the row's `settings`
+        (rows without settings, from code other than `BatchEnhancer`: taken as the same, as before records)."""
         if settings is None:
             return Provenance(True)
         try:
@@ -258,7 +258,7 @@ class EnhancedImageDatasink(ray_data.Datasink):
                 text = stream.read().decode("utf-8", "replace")
         except (OSError, FileNotFoundError):
             text = None
-        return compare_record(text, json.loads(settings))
+        return compare_record(text, json.loads(settings), source)
 
     def write(self, blocks, ctx) -> dict[str, int]:
         import pyarrow.fs
@@ -279,7 +279,7 @@ class EnhancedImageDatasink(ray_data.Datasink):
                 record = f"{root.rstrip('/')}/{record_name(name)}"
                 settings = row.get(SETTINGS_COLUMN)
                 if not self.overwrite and filesystem.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
-                    made = self._made_the_same_way(filesystem, record, settings)
+                    made = self._made_the_same_way(filesystem, record, settings, str(row[PATH_COLUMN]))
                     if made.same:
                         logger.info("%s: exists, made with this model and these settings: kept (overwrite=True redoes it)",
                                     display_name(target))
@@ -293,8 +293,7 @@ class EnhancedImageDatasink(ray_data.Datasink):
                 self._put(filesystem, target, png_bytes(np.asarray(row[IMAGE_COLUMN]), row.get(BIT_DEPTH_COLUMN)), local)
                 if settings is not None:
                     filesystem.create_dir(f"{root.rstrip('/')}/{RECORD_FOLDER}", recursive=True)
-                    source = PurePosixPath(row[PATH_COLUMN]).name
-                    self._put(filesystem, record, record_text(json.loads(settings), source).encode(), local)
+                    self._put(filesystem, record, record_text(json.loads(settings), str(row[PATH_COLUMN])).encode(), local)
                 counts["written"] += 1
         if counts["kept"]:
             logger.warning("error: %s: %d existing output(s) not made with this model and these settings (%s): kept, not "

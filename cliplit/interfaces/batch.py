@@ -155,7 +155,7 @@ def plan_jobs(files: list[Path], output_dir: Path, overwrite: bool = False,
         elif target.is_dir():
             plan.failures.append(Failure(str(source), f"{name}: output {output} is a folder"))
         elif target.exists() and not overwrite:
-            made = provenance(target, settings_for(source)) if settings_for is not None else Provenance(True)
+            made = provenance(target, settings_for(source), source) if settings_for is not None else Provenance(True)
             if made.same:
                 plan.skipped.append(Job(source, target))
             else:

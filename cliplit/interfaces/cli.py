@@ -238,10 +238,11 @@ def result_settings(args: argparse.Namespace, network):
 
 def kept_outputs_message(plan, output: Path) -> str:
     """The one line that says which existing outputs were not made with this run's model and settings."""
-    from .resume import NO_RECORD
+    from .resume import NO_RECORD, OTHER_INPUT
 
-    options = sorted(f"--{name.replace('_', '-')}" for name in plan.kept_differences - {NO_RECORD})
+    options = sorted(f"--{name.replace('_', '-')}" for name in plan.kept_differences - {NO_RECORD, OTHER_INPUT})
     reasons = ([f"made with another {', '.join(options)}"] if options else []) + (
+        ["made from another input (the inputs' output names changed)"] if OTHER_INPUT in plan.kept_differences else []) + (
         ["with no record of their settings: an older cliplit, or not cliplit"] if NO_RECORD in plan.kept_differences else [])
     return (f"{display_name(output)}: {len(plan.kept)} existing output(s) not made with this model and these settings "
             f"({'; '.join(reasons)}): kept, not redone; --overwrite redoes them, or choose another --output")
@@ -276,7 +277,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from ..imaging.files import read_image, write_image
     from ..model.loading import load_network
     from .batch import plan_jobs, run_jobs, split_for_process
-    from .resume import forget, remember
+    from .resume import remember
     from .video_batch import run_video_jobs
 
     options, raw_settings = output_options(args)
@@ -298,6 +299,9 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         failures = failures if state.is_main_process else []
     kept = bool(plan.kept) and process_index == 0
     videos, jobs = _videos_and_images(jobs)
+    jobs, unrecordable_images = _forget_records(jobs)  # an output about to be (re)made has no record until it is complete
+    videos, unrecordable_videos = _forget_records(videos)
+    failures = failures + unrecordable_images + unrecordable_videos
     for failure in failures:
         print(f"error: {failure.message}", file=sys.stderr)
     if kept:
@@ -310,8 +314,6 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
             print("error: nothing to enhance", file=sys.stderr)
         return EXIT_FAILURE if failures or kept or (process_index == 0 and not plan.skipped) else 0
 
-    for job in jobs:  # an output about to be (re)made has no record until it is complete
-        forget(job.target)
     sources = {job.target: job.source for job in jobs}
     if device.type == "cpu":
         configure_cpu(max(1, physical_cores() // num_processes))
@@ -351,6 +353,23 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         print(f"process {process_index}/{num_processes}: {len(jobs) - len(run_failures)} enhanced, "
               f"{len(run_failures)} failed", file=sys.stderr)
     return EXIT_FAILURE if failures or kept or run_failures else 0
+
+
+def _forget_records(jobs: list) -> tuple[list, list]:
+    """Remove the record of each job's output (`cliplit.interfaces.resume.forget`). Returns (the jobs, the failures
+    of those whose record cannot be removed: its place is a folder, or `.cliplit` is a file; they are not enhanced)."""
+    from .batch import Failure
+    from .resume import forget, record_path
+
+    kept, failures = [], []
+    for job in jobs:
+        try:
+            forget(job.target)
+            kept.append(job)
+        except OSError as error:
+            failures.append(Failure(str(job.source), f"{display_name(job.source)}: the record of its output cannot be "
+                                    f"replaced ({display_name(record_path(job.target))}: {error.strerror}): not enhanced"))
+    return kept, failures
 
 
 def _refuse_unwritable_videos(files: list, args: argparse.Namespace) -> tuple[list, list]:

@@ -26,12 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..engine.settings import DEFAULT_MODE
-from ..safety.outputs import partial_path
+from ..safety.outputs import write_text_atomically
 
 RECORD_FOLDER = ".cliplit"
 RECORD_SUFFIX = ".json"
 RECORD_VERSION = 1
 NO_RECORD = "no record"
+OTHER_INPUT = "input"  # a difference: the output was made from another input file (names shift when inputs are added)
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,20 @@ def record_name(output_name: str) -> str:
     return f"{RECORD_FOLDER}/{output_name}{RECORD_SUFFIX}"
 
 
-def record_text(settings: dict, source_name: str) -> str:
-    """A record's content: that an output was made from `source_name` with `settings`."""
-    return json.dumps({"version": RECORD_VERSION, "source": source_name, "settings": settings}, indent=1, sort_keys=True) + "\n"
+def source_identity(source: str | os.PathLike) -> str:
+    """The local input an output is made from, as its record names it: its absolute path. (Ray's datasink
+    names a row's input by its path as Ray gives it.)"""
+    return os.path.abspath(os.fsdecode(source))
 
 
-def compare_record(text: str | None, settings: dict) -> Provenance:
-    """Whether an output whose record holds `text` (None: no record) was made with `settings`; which settings differ."""
+def record_text(settings: dict, source: str) -> str:
+    """A record's content: that an output was made from the input `source` with `settings`."""
+    return json.dumps({"version": RECORD_VERSION, "source": source, "settings": settings}, indent=1, sort_keys=True) + "\n"
+
+
+def compare_record(text: str | None, settings: dict, source: str) -> Provenance:
+    """Whether an output whose record holds `text` (None: no record) was made from the input `source` with
+    `settings`; which settings differ (`OTHER_INPUT` when it was made from another input)."""
     try:
         record = json.loads(text) if text is not None else None
     except ValueError:
@@ -86,8 +94,10 @@ def compare_record(text: str | None, settings: dict) -> Provenance:
     if not isinstance(recorded, dict):
         return Provenance(False, (NO_RECORD,))
     current = json.loads(json.dumps(settings))  # as a record holds them (tuples as lists, ...)
-    differences = tuple(sorted(name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name)))
-    return Provenance(not differences, differences)
+    differences = {name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name)}
+    if record.get("source") != source:
+        differences.add(OTHER_INPUT)
+    return Provenance(not differences, tuple(sorted(differences)))
 
 
 def record_path(output: Path) -> Path:
@@ -95,17 +105,19 @@ def record_path(output: Path) -> Path:
     return output.parent / record_name(output.name)
 
 
-def provenance(output: Path, settings: dict) -> Provenance:
-    """Whether the existing local `output` was made with `settings` (JSON values), and if not, which settings differ."""
+def provenance(output: Path, settings: dict, source: Path) -> Provenance:
+    """Whether the existing local `output` was made from `source` with `settings` (JSON values), and if not,
+    which differ."""
     try:
         text = record_path(output).read_text()
     except (OSError, ValueError):
         text = None
-    return compare_record(text, settings)
+    return compare_record(text, settings, source_identity(source))
 
 
 def forget(output: Path) -> None:
-    """Remove the record of an output that is about to be (re)made."""
+    """Remove the record of an output that is about to be (re)made. Raises `OSError` when the record's place
+    holds something that is not a file (a folder): the output cannot be made with a record then."""
     record_path(output).unlink(missing_ok=True)
 
 
@@ -113,13 +125,8 @@ def remember(output: Path, settings: dict, source: Path) -> None:
     """Record, atomically, that the local `output` (now in place) was made from `source` with `settings`."""
     record = record_path(output)
     record.parent.mkdir(exist_ok=True)
-    partial = partial_path(record)
-    try:
-        partial.write_text(record_text(settings, os.fsdecode(source.name)))
-        os.replace(partial, record)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_text_atomically(record, record_text(settings, source_identity(source)))
 
 
-__all__ = ["NO_RECORD", "Provenance", "RECORD_FOLDER", "compare_record", "engine_result_settings", "forget", "network_fingerprint",
-           "provenance", "record_name", "record_path", "record_text", "remember"]
+__all__ = ["NO_RECORD", "OTHER_INPUT", "Provenance", "RECORD_FOLDER", "compare_record", "engine_result_settings", "forget", "network_fingerprint",
+           "provenance", "record_name", "record_path", "record_text", "remember", "source_identity"]

@@ -208,8 +208,10 @@ class EnhancementService:
         notes: list[str] = []
         video = VideoEnhancer(self.engine(fast, denoise), strength=strength, max_megapixels=self.max_video_megapixels,
                               max_seconds=self.max_video_seconds, limit_options=(None, None))
-        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=notes.append,
-                                    on_denoise=notes.append)
+        def note(text: str) -> None:  # named by the upload's own name, as the photos' notes are
+            notes.append(_named_by_upload(text, source))
+
+        frames = video.enhance_file(source, target, on_start=on_start, on_frame=on_frame, on_note=note, on_denoise=note)
         return frames, notes
 
     def enhance_video_file(self, path: str | os.PathLike, strength: float | None, denoise: bool = False,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import SettingsError, display_name
 from ..safety.native_lines import without_native_lines
-from .reading import VideoError, import_av
+from .reading import VideoError, import_av, is_real
 from .settings import ANY_CRF_RANGE, AUTO_CODEC, AUTO_CODECS, CRF_RANGES, DEFAULT_CRF, VIDEO_ENCODERS, WHOLE_CRF_CODECS
 
 CODEC_OPTION, CRF_OPTION = "--video-codec", "--video-crf"
@@ -66,11 +66,13 @@ def check_crf(codec: str, crf: float | None) -> float | None:
     _check_codec(codec)
     if crf is None:
         return None
+    if not is_real(crf):
+        raise SettingsError(f"{CRF_OPTION} {crf!r}: a number")
     low, high = ANY_CRF_RANGE if codec == AUTO_CODEC else CRF_RANGES[codec]
     whole = codec in WHOLE_CRF_CODECS
     if not low <= crf <= high or (whole and crf != int(crf)):
         takes = f"whole numbers from {low} to {high}" if whole else f"{low} to {high}"
-        raise SettingsError(f"{CRF_OPTION} {crf:g}: {'the codecs take' if codec == AUTO_CODEC else codec + ' takes'} {takes}")
+        raise SettingsError(f"{CRF_OPTION} {crf:.15g}: {'the codecs take' if codec == AUTO_CODEC else codec + ' takes'} {takes}")
     return crf
 
 

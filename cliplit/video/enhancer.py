@@ -11,13 +11,14 @@ Every frame is enhanced exactly as `Enhancer` enhances an image (docs/video.md, 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..engine.settings import DENOISE_AUTO
 from ..errors import SettingsError, display_name
-from .reading import VideoLimits
+from .reading import VideoLimits, is_real
 from .scene_denoise import SceneDenoiser
 from .settings import DEFAULT_MAX_SECONDS, DEFAULT_VIDEO_CODEC, GPU_FRAME_BATCH
 from .transcode import VideoOptions, enhance_video
@@ -46,7 +47,7 @@ class VideoEnhancer:
         check_crf(codec, crf)
         self.enhancer = enhancer if isinstance(enhancer, Enhancer) else Enhancer(enhancer, settings, **engine_changes)
         self.strength = None if strength is None else check_strength(strength)
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        if batch_size is not None and not (is_real(batch_size) and math.isfinite(batch_size) and int(batch_size) == batch_size >= 1):
             raise SettingsError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         if batch_size is None:
             batch_size = GPU_FRAME_BATCH if self.enhancer.device.type == "cuda" else 1

@@ -4,6 +4,8 @@ decoded frame (`FrameRule`), and every failure a `VideoError` naming the file an
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from ..errors import CLIPLITError, SettingsError, display_name, first_line
 from .settings import is_video_file
+from .stated_size import stated_size
 
 PIXELS_PER_MEGAPIXEL = 1_000_000
 FALLBACK_FRAME_RATE = Fraction(25)  # only when a file states no frame rate at all
@@ -45,6 +48,17 @@ class VideoLimits:
     max_seconds: float | None = None
     megapixels_option: str | None = "--max-megapixels"
     seconds_option: str | None = "--max-duration"
+
+    def __post_init__(self) -> None:
+        for name in ("max_megapixels", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (is_real(value) and math.isfinite(value) and value > 0):
+                raise SettingsError(f"{name} must be a finite number > 0 (None: no limit), got {value!r}")
+
+
+def is_real(value) -> bool:
+    """Whether `value` is a real number (a bool is not one here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _set_by(option: str | None) -> str:
@@ -182,6 +196,9 @@ def open_video(path: str | os.PathLike, limits: VideoLimits = VideoLimits()) -> 
     image_format = image_format_inside(path)
     if image_format is not None:
         raise VideoError(f"{name}: is an image ({image_format}), not a video: enhance it as an image (named as one)")
+    stated, size = stated_size(path), path.stat().st_size
+    if stated is not None and size < stated:  # a cut file, whose lost packets need not be the last frames
+        raise VideoError(f"{name}: truncated: the file has {size} of the {stated} bytes its container states")
     try:
         container = av.open(os.fspath(path), metadata_errors="ignore")
     except av.FFmpegError as error:

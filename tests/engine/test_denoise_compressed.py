@@ -5,7 +5,6 @@ what they are."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import sys
 
@@ -14,6 +13,7 @@ import pytest
 import torch
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, smallest_reference_image
 from denoise_scenes import quality  # the fixtures clean_scene and engines: tests/conftest.py's plugin
+from helpers import run_cli
 from PIL import Image
 
 from cliplit.engine import denoise
@@ -120,16 +120,22 @@ def test_the_cli_says_what_auto_did_once_per_changed_file_and_quiet_silences_it(
     assert denoise_notes(folder, tmp_path / "quiet", "-q") == []
 
 
+def test_a_file_auto_leaves_as_it_is_gets_no_note(tmp_path):
+    """A black JPEG: its tables are known, but deblocking a flat block changes no code of the output."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(folder / "black.jpg", quality=50)
+    assert denoise_notes(folder, tmp_path / "auto") == []
+    published = run_cli("enhance", folder, "--model", ENHANCEMENT_CHECKPOINT, "--output", tmp_path / "off", "-q")
+    assert published.returncode == 0, published.stderr
+    assert (tmp_path / "auto" / "black.png").read_bytes() == (tmp_path / "off" / "black.png").read_bytes()
+
+
 def denoise_notes(source, output, *options) -> list[str]:
     """The `note:` lines of `cliplit enhance SOURCE --denoise auto`, run in this process."""
-    from cliplit.interfaces.cli import main
-
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
-        status = main(["enhance", str(source), "--model", str(ENHANCEMENT_CHECKPOINT), "--output", str(output),
-                       "--denoise", "auto", *options])
-    assert status == 0, stderr.getvalue()
-    return [line for line in stderr.getvalue().splitlines() if line.startswith("note:")]
+    result = run_cli("enhance", source, "--model", ENHANCEMENT_CHECKPOINT, "--output", output, "--denoise", "auto", *options)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("note:")]
 
 
 def _jpeg_bytes(codes: np.ndarray, quality_setting: int = 75) -> bytes:

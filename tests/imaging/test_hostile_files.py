@@ -58,6 +58,22 @@ def test_exif_tags_of_the_wrong_type_are_left_out_with_a_note_and_the_batch_goes
     assert (tmp_path / "out" / "good.png").is_file()
 
 
+@pytest.mark.parametrize(("name", "exif"), [("garbage.jpg", b"Exif\0\0garbage, not TIFF"),
+                                           ("broken_ifd.png", b"Exif\0\0MM\0*\0\0\0\x08\xff\xff"),
+                                           ("cut_ifd.webp", b"Exif\0\0II*\0\x08\0\0\0\x05\0")])
+def test_an_exif_block_no_tag_can_be_read_from_is_left_out_with_a_note(tmp_path, model_dir, name, exif):
+    source = tmp_path / name
+    Image.fromarray(backlit_pixels()).save(source, exif=exif, **({"lossless": True} if name.endswith(".webp") else {}))
+    with Image.open(source) as saved:
+        assert saved.info.get("exif") and not len(saved.getexif())  # the block is there; Pillow reads no tag from it
+    result = run_cli("enhance", source, "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert result.returncode == 0 and not lines(result.stderr, "error:"), result.stderr
+    assert lines(result.stderr, "note:") == [
+        f"note: {source}: malformed metadata left out: the EXIF block (unreadable: no tag could be read from it)"]
+    with Image.open(tmp_path / "out" / f"{source.stem}.png") as written:
+        assert not written.info.get("exif")
+
+
 @pytest.mark.parametrize("output_format", ["jpeg", "tiff", "webp", "avif"])
 def test_every_format_is_written_with_the_well_formed_tags(tmp_path, model_dir, output_format):
     source = write_jpeg_with_wrong_exif(tmp_path / "photo.jpg")

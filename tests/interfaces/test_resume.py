@@ -136,3 +136,35 @@ def test_a_published_checkpoint_and_its_converted_folder_are_the_same_model(tmp_
     assert run_cli("convert", ENHANCEMENT_CHECKPOINT, tmp_path / "converted").returncode == 0
     result = run_cli("enhance", source, "-o", tmp_path / "out", "--model", tmp_path / "converted", "-q")
     assert result.returncode == 0 and "skipped 1 file(s)" in result.stderr, result.stderr
+
+
+def test_an_output_made_from_another_input_is_kept_when_the_names_shift(tmp_path, model_dir):
+    """Adding a.bmp beside a.jpg names the two apart: a.png is now the BMP's name. The JPEG's a.png is not
+    taken for the BMP's output: kept, and said."""
+    jpeg = photo(tmp_path / "in" / "a.jpg")
+    first = run_cli("enhance", tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert first.returncode == 0, first.stderr
+    made_from_the_jpeg = (tmp_path / "out" / "a.png").read_bytes()
+    assert json.loads(record_path(tmp_path / "out" / "a.png").read_text())["source"] == str(jpeg.resolve())
+    photo(tmp_path / "in" / "a.bmp", seed=1)
+    second = run_cli("enhance", tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert second.returncode == 1
+    (line,) = errors(second)
+    assert "1 existing output(s) not made with this model and these settings (made from another input" in line
+    assert "skipped" not in second.stderr
+    assert (tmp_path / "out" / "a.png").read_bytes() == made_from_the_jpeg  # kept, never overwritten
+
+
+def test_a_record_that_cannot_be_replaced_fails_that_file_only(tmp_path, model_dir):
+    for name in ("a", "b"):
+        photo(tmp_path / "in" / f"{name}.jpg")
+    first = run_cli("enhance", tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert first.returncode == 0, first.stderr
+    blocked = record_path(tmp_path / "out" / "b.png")
+    blocked.unlink()
+    blocked.mkdir()  # a folder where the record goes
+    result = run_cli("enhance", tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir, "-q", "--overwrite")
+    assert result.returncode == 1
+    (line,) = errors(result)
+    assert line.startswith(f"error: {tmp_path / 'in' / 'b.jpg'}: the record of its output cannot be replaced (")
+    assert json.loads(record_path(tmp_path / "out" / "a.png").read_text())["source"].endswith("a.jpg")  # a.jpg redone

@@ -46,3 +46,21 @@ def test_a_webm_upload_is_enhanced_into_a_webm(service, tmp_path):
     target, frames, notes = service.enhance_video_file(clip, 1.0, fast=True)
     assert (target.suffix, frames, notes) == (".webm", 3, [])
     assert len(read_video_frames(target)[0]) == 3
+
+
+@pytest.mark.reference
+def test_the_notes_of_a_video_name_the_upload_not_the_servers_path(tmp_path):
+    from conftest import ENHANCEMENT_CHECKPOINT, smallest_reference_image
+
+    from cliplit.interfaces.service import EnhancementService
+    from cliplit.model.loading import load_model
+
+    (tmp_path / "uploads").mkdir()
+    clip = write_test_clip(tmp_path / "uploads" / "clip.mp4", frames=3, width=128, height=96, audio=False,
+                           photo=smallest_reference_image())  # a backlit photo: auto cleans its shadows, and says so
+    service = EnhancementService(load_model(ENHANCEMENT_CHECKPOINT, device="cpu"), output_dir=tmp_path / "results")
+    try:
+        _, _, notes = service.enhance_video_file(clip, None, denoise=True, fast=True)
+    finally:
+        service.close()
+    assert notes and all(note.startswith("clip.mp4: ") and str(tmp_path) not in note for note in notes), notes

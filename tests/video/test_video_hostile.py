@@ -94,18 +94,56 @@ def test_a_photo_named_like_a_video_is_enhanced_as_a_photo_with_its_metadata(tmp
     assert not (tmp_path / "api.mp4").exists()
 
 
+def with_unknown_segment_size(data: bytes) -> bytes:
+    """A Matroska file's bytes with its Segment's size field set to "unknown", as a live recording writes it."""
+    at = data.index(b"\x18\x53\x80\x67") + 4
+    length = 9 - data[at].bit_length()
+    return data[:at] + bytes([0xFF >> (length - 1)]) + b"\xff" * (length - 1) + data[at + length :]
+
+
 def test_a_truncated_matroska_file_gets_the_truncation_line(tmp_path, model_dir):
     whole = write_test_clip(tmp_path / "whole.mkv", frames=48)
-    truncated = tmp_path / "cut.mkv"
-    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    with av.open(str(truncated)) as container:
+    data = whole.read_bytes()
+    cut, live = tmp_path / "cut.mkv", tmp_path / "live.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    live.write_bytes(with_unknown_segment_size(data[: len(data) // 2]))  # states no size: the frames' times tell
+    with av.open(str(live)) as container:
         assert container.streams.video[0].duration is None  # Matroska's stream states none
-    result = run_cli("enhance", truncated, whole, "--model", model_dir, "-o", tmp_path / "out", "-q")
+    result = run_cli("enhance", cut, live, whole, "--model", model_dir, "-o", tmp_path / "out", "-q")
     assert result.returncode == 1
-    [line] = error_lines(result)
-    assert line.startswith(f"error: {truncated}: truncated: the frames end at ") and line.endswith(" of the 2.00 s the file states")
+    by_size, by_time = error_lines(result)
+    assert by_size == f"error: {cut}: truncated: the file has {len(data) // 2} of the {len(data)} bytes its container states"
+    assert by_time.startswith(f"error: {live}: truncated: the frames end at ") and by_time.endswith(" of the 2.00 s the file states")
     assert [p.name for p in (tmp_path / "out").iterdir() if p.name != ".cliplit"] == ["whole.mkv"]  # the complete one is written
     assert len(read_video_frames(tmp_path / "out" / "whole.mkv")[0]) == 48
+
+
+def test_a_cut_that_loses_frames_before_the_last_one_is_found(tmp_path, model_dir):
+    """Packets are stored in decode order: a cut can take B-frames shown before the last P-frame, leaving a
+    hole in the middle of the timeline whose last frame still reaches the stated end."""
+    whole = write_test_clip(tmp_path / "whole.mkv", frames=8, audio=False)
+    data, cut = whole.read_bytes(), tmp_path / "cut.mkv"
+    with av.open(str(whole)) as container:
+        stated_end = max(frame.pts for frame in container.decode(video=0))
+    for end in range(len(data) - 1, len(data) // 2, -1):  # the longest cut whose frames still reach the end
+        cut.write_bytes(data[:end])
+        with av.open(str(cut)) as container:
+            shown = [frame.pts for frame in container.decode(video=0)]
+        if 0 < len(shown) < 8 and max(shown) == stated_end:
+            break
+    else:
+        raise AssertionError("no cut leaves a hole: the clip has no B-frames")
+    result = run_cli("enhance", cut, "--model", model_dir, "-o", tmp_path / "out", "-q")
+    assert error_lines(result) == [f"error: {cut}: truncated: the file has {end} of the {len(data)} bytes its container states"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cut_mp4_is_named_truncated(tmp_path, model_dir):
+    whole = write_test_clip(tmp_path / "whole.mp4", frames=8, audio=False)
+    data, cut = whole.read_bytes(), tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])  # its index (moov) is at the end: FFmpeg finds no stream
+    result = run_cli("enhance", cut, "--model", model_dir, "-o", tmp_path / "out", "-q")
+    assert error_lines(result) == [f"error: {cut}: truncated: the file has {len(cut.read_bytes())} of the {len(data)} bytes its container states"]
 
 
 def test_webm_gets_a_codec_webm_takes_and_a_named_codec_it_cannot_take_is_one_line(tmp_path, model_dir):
@@ -189,3 +227,21 @@ def test_an_avi_keeps_its_frames_in_order_at_their_times(tmp_path, model_dir, en
     frames, times = read_video_frames(tmp_path / "out" / "old.avi")
     assert len(frames) == 8 and np.allclose(np.diff(times), 1 / 24)  # one frame interval apart, in order
     assert [frame.mean() for frame in frames] == sorted(frame.mean() for frame in frames)  # each frame in its place
+
+
+def test_a_crf_just_over_the_range_is_named_as_given(tmp_path, model_dir):
+    clip = write_test_clip(tmp_path / "clip.mp4", frames=2)
+    result = run_cli("enhance", clip, "--model", model_dir, "-o", tmp_path / "out", "--video-crf", "51.0000001")
+    assert error_lines(result) == [f"error: {clip}: --video-crf 51.0000001: h264 takes 0 to 51"]
+
+
+@pytest.mark.parametrize("options", [{"batch_size": float("nan")}, {"batch_size": True}, {"batch_size": 2.5},
+                                     {"max_megapixels": float("nan")}, {"max_megapixels": 0}, {"max_seconds": -1},
+                                     {"max_seconds": float("inf")}, {"crf": True}, {"crf": "18"}, {"crf": float("nan")}])
+def test_the_python_api_refuses_numbers_no_video_takes(model_dir, options):
+    from cliplit.errors import SettingsError
+    from cliplit.video.enhancer import VideoEnhancer
+
+    named = "--video-crf" if "crf" in options else next(iter(options))  # the error names what was wrong
+    with pytest.raises(SettingsError, match=named):
+        VideoEnhancer(load_random_network(model_dir), **options)
