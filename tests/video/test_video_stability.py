@@ -77,5 +77,5 @@ def test_video_benchmarks_print_their_rows(tmp_path):
                             "--photo", str(smallest_reference_image()), "--size", "64x48", "--frames", "3", "--modes", "exact", "fast"],
                            capture_output=True, text=True, env=env, timeout=600)
     assert speed.returncode == 0, speed.stderr
-    found = re.findall(r"^(exact|fast)\s+network\s+([\d.]+) fps\s+pipeline\s+([\d.]+) fps", speed.stdout, re.M)
+    found = re.findall(r"^(exact|fast)\s+batch\s+\d+\s+network\s+([\d.]+) fps\s+pipeline\s+([\d.]+) fps", speed.stdout, re.M)
     assert [mode for mode, _, _ in found] == ["exact", "fast"] and all(float(n) > 0 and float(p) > 0 for _, n, p in found)
