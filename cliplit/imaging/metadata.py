@@ -29,6 +29,7 @@ from ..errors import first_line
 from .pillow_warnings import pillow_warnings_ignored
 
 EXIF_PREFIX = b"Exif\x00\x00"
+TIFF_HEADER_BYTES = 8  # byte order, 42, the offset of the first IFD
 ORIENTATION_TAG = 0x0112
 UPRIGHT = 1
 PIXEL_X_DIMENSION_TAG = 0xA002
@@ -175,6 +176,17 @@ def checked_icc_profile(icc_profile: bytes | None, grayscale: bool) -> tuple[byt
     return (icc_profile, []) if problem is None else (None, [f"the ICC profile ({problem})"])
 
 
+def _is_empty_exif(block: bytes) -> bool:
+    """Whether an EXIF block is well formed and holds no tag: a TIFF header whose first IFD has 0 entries (as
+    Pillow writes an empty `Image.Exif`)."""
+    tiff = block.removeprefix(EXIF_PREFIX)
+    order = {b"II*\0": "<", b"MM\0*": ">"}.get(tiff[:4])
+    if order is None or len(tiff) < TIFF_HEADER_BYTES:
+        return False
+    (first_ifd,) = struct.unpack(order + "I", tiff[4:8])
+    return first_ifd + 2 <= len(tiff) and struct.unpack(order + "H", tiff[first_ifd : first_ifd + 2])[0] == 0
+
+
 def read_pil_metadata(image: Image.Image, grayscale: bool) -> ImageMetadata:
     """
     The metadata of an opened PIL image, as found in its file (before any orientation is applied), with what
@@ -187,7 +199,7 @@ def read_pil_metadata(image: Image.Image, grayscale: bool) -> ImageMetadata:
         with pillow_warnings_ignored():  # Pillow warns of corrupt EXIF; what it cannot read is named
             exif = image.getexif()
         exif_bytes, left_out = writable_exif(exif) if len(exif) else (None, [])
-        if not len(exif) and info.get("exif"):  # a block Pillow read no tag from (garbage, a broken header or IFD)
+        if not len(exif) and info.get("exif") and not _is_empty_exif(_as_bytes(info["exif"])):  # garbage, a broken IFD
             left_out = ["the EXIF block (unreadable: no tag could be read from it)"]
     except Exception as error:  # noqa: BLE001 - an EXIF block Pillow cannot parse: not carried
         exif_bytes, left_out = None, [f"the EXIF block (unreadable: {first_line(error)})"]

@@ -44,7 +44,7 @@ from ..errors import CLIPLITError, ImageReadError, SettingsError, display_name, 
 from ..imaging import DEFAULT_MAX_MEGAPIXELS
 from ..imaging.files import OUTPUT_SUFFIX
 from ..imaging.formats import encode_png16
-from ..interfaces.resume import RECORD_FOLDER, Provenance, compare_record, record_name, record_text
+from ..interfaces.resume import OTHER_INPUT, RECORD_FOLDER, Provenance, compare_record, record_name, record_text
 from ..safety.outputs import atomic_write
 from . import require_extra
 
@@ -298,7 +298,7 @@ class EnhancedImageDatasink(ray_data.Datasink):
         if counts["kept"]:
             logger.warning("error: %s: %d existing output(s) not made with this model and these settings (%s): kept, not "
                            "redone; overwrite=True redoes them, or choose another output", display_name(root), counts["kept"],
-                           ", ".join(sorted(differences)))
+                           ", ".join(sorted("made from another input" if name == OTHER_INPUT else name for name in differences)))
         return counts
 
 

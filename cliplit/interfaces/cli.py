@@ -242,7 +242,7 @@ def kept_outputs_message(plan, output: Path) -> str:
 
     options = sorted(f"--{name.replace('_', '-')}" for name in plan.kept_differences - {NO_RECORD, OTHER_INPUT})
     reasons = ([f"made with another {', '.join(options)}"] if options else []) + (
-        ["made from another input (the inputs' output names changed)"] if OTHER_INPUT in plan.kept_differences else []) + (
+        ["made from another input file (inputs added, reordered or moved: their output names changed)"] if OTHER_INPUT in plan.kept_differences else []) + (
         ["with no record of their settings: an older cliplit, or not cliplit"] if NO_RECORD in plan.kept_differences else [])
     return (f"{display_name(output)}: {len(plan.kept)} existing output(s) not made with this model and these settings "
             f"({'; '.join(reasons)}): kept, not redone; --overwrite redoes them, or choose another --output")

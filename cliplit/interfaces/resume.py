@@ -73,9 +73,9 @@ def record_name(output_name: str) -> str:
 
 
 def source_identity(source: str | os.PathLike) -> str:
-    """The local input an output is made from, as its record names it: its absolute path. (Ray's datasink
-    names a row's input by its path as Ray gives it.)"""
-    return os.path.abspath(os.fsdecode(source))
+    """The local input an output is made from, as its record names it: its absolute path, links resolved (the
+    same file by any spelling). (Ray's datasink names a row's input by its path as Ray gives it.)"""
+    return os.path.realpath(os.fsdecode(source))
 
 
 def record_text(settings: dict, source: str) -> str:

@@ -19,6 +19,9 @@ MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 MATROSKA_SEGMENT_ID = b"\x18\x53\x80\x67"
 MATROSKA_HEAD_BYTES = 4096  # the EBML header (tens of bytes) and the Segment's size are within these
 ISO_BOX_TYPES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}  # a file starting with one
+# The top-level boxes of MP4, MOV and fragmented MP4: bytes after the last of them that are not one (a trailer
+# some tools append) end the structure, and are no box the file was cut in
+ISO_TOP_LEVEL_BOXES = ISO_BOX_TYPES | {b"moof", b"mfra", b"styp", b"sidx", b"ssix", b"meta", b"emsg", b"prft", b"pdin"}
 ISO_HEADER_BYTES, ISO_LARGE_HEADER_BYTES = 8, 16
 MAX_TOP_LEVEL_BOXES = 4096  # a real file has a handful; a crafted one stops being read here
 
@@ -54,8 +57,8 @@ def _iso_size(file, file_size: int) -> int | None:
             return offset
         file.seek(offset)
         header = file.read(ISO_LARGE_HEADER_BYTES)
-        if len(header) < ISO_HEADER_BYTES:
-            return offset + ISO_HEADER_BYTES  # a box cut inside its own header
+        if len(header) < ISO_HEADER_BYTES or header[4:8] not in ISO_TOP_LEVEL_BOXES:
+            return offset  # the boxes end here; what follows (if anything) is a trailer, not a box
         size = int.from_bytes(header[:4], "big")
         if size == 0:  # the last box, to the end of the file
             return None
@@ -71,7 +74,15 @@ def _iso_size(file, file_size: int) -> int | None:
 
 def stated_size(path: str | os.PathLike) -> int | None:
     """The bytes `path`'s container structure says it holds (Matroska/WebM, ISO base media: MP4, MOV, M4V),
-    or None where it states none (another container, a live recording, a structure that is not one)."""
+    or None where it states none (another container, a live recording, a structure that is not one) or the file
+    cannot be read (FFmpeg then says why)."""
+    try:
+        return _stated_size(path)
+    except OSError:
+        return None
+
+
+def _stated_size(path: str | os.PathLike) -> int | None:
     with open(path, "rb") as file:
         head = file.read(MATROSKA_HEAD_BYTES)
         if head.startswith(MATROSKA_MAGIC):

@@ -74,6 +74,13 @@ def test_an_exif_block_no_tag_can_be_read_from_is_left_out_with_a_note(tmp_path,
         assert not written.info.get("exif")
 
 
+def test_a_well_formed_empty_exif_block_gets_no_note(tmp_path, model_dir):
+    source = tmp_path / "empty_exif.jpg"
+    Image.fromarray(backlit_pixels()).save(source, exif=Image.Exif())  # a TIFF header and an IFD of 0 entries
+    result = run_cli("enhance", source, "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 @pytest.mark.parametrize("output_format", ["jpeg", "tiff", "webp", "avif"])
 def test_every_format_is_written_with_the_well_formed_tags(tmp_path, model_dir, output_format):
     source = write_jpeg_with_wrong_exif(tmp_path / "photo.jpg")

@@ -168,3 +168,14 @@ def test_a_record_that_cannot_be_replaced_fails_that_file_only(tmp_path, model_d
     (line,) = errors(result)
     assert line.startswith(f"error: {tmp_path / 'in' / 'b.jpg'}: the record of its output cannot be replaced (")
     assert json.loads(record_path(tmp_path / "out" / "a.png").read_text())["source"].endswith("a.jpg")  # a.jpg redone
+
+
+def test_the_same_input_by_another_spelling_is_skipped(tmp_path, model_dir):
+    """The record names the input by its real path: a folder reached through a link is the same input."""
+    photo(tmp_path / "in" / "a.jpg")
+    (tmp_path / "link").symlink_to(tmp_path / "in", target_is_directory=True)
+    first = run_cli("enhance", tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("enhance", tmp_path / "link", "-o", tmp_path / "out", "--model", model_dir, "-q")
+    assert again.returncode == 0 and not errors(again)
+    assert "skipped 1 file(s) whose output exists" in again.stderr

@@ -138,12 +138,14 @@ def test_a_cut_that_loses_frames_before_the_last_one_is_found(tmp_path, model_di
     assert not (tmp_path / "out").exists()
 
 
-def test_a_cut_mp4_is_named_truncated(tmp_path, model_dir):
+def test_a_cut_mp4_is_named_truncated_and_a_trailer_is_not_a_cut(tmp_path, model_dir):
     whole = write_test_clip(tmp_path / "whole.mp4", frames=8, audio=False)
-    data, cut = whole.read_bytes(), tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 6 // 10])  # its index (moov) is at the end: FFmpeg finds no stream
-    result = run_cli("enhance", cut, "--model", model_dir, "-o", tmp_path / "out", "-q")
-    assert error_lines(result) == [f"error: {cut}: truncated: the file has {len(cut.read_bytes())} of the {len(data)} bytes its container states"]
+    data, cut, trailer = whole.read_bytes(), tmp_path / "cut.mp4", tmp_path / "trailer.mp4"
+    cut.write_bytes(data[:-16])  # its index (moov) is its last box: FFmpeg would find no video stream
+    trailer.write_bytes(data + b"\x00\x00\x10\x00SEFT")  # bytes some tools append after the last box
+    result = run_cli("enhance", cut, trailer, "--model", model_dir, "-o", tmp_path / "out", "-q")
+    assert error_lines(result) == [f"error: {cut}: truncated: the file has {len(data) - 16} of the {len(data)} bytes its container states"]
+    assert len(read_video_frames(tmp_path / "out" / "trailer.mp4")[0]) == 8
 
 
 def test_webm_gets_a_codec_webm_takes_and_a_named_codec_it_cannot_take_is_one_line(tmp_path, model_dir):
