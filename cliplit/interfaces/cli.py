@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
@@ -207,15 +208,15 @@ def video_enhancer(enhancer, args: argparse.Namespace):
                          batch_size=args.frame_batch)
 
 
-def result_settings(args: argparse.Namespace, network):
+def result_settings(args: argparse.Namespace, network, is_video: Callable[[Path], bool]):
     """
     `output_settings(source) -> dict`: what the output of `source` depends on, recorded beside it so that a
     rerun skips only the outputs made the same way (`cliplit.interfaces.resume`): the model and the engine
     settings that change the pixels (`engine_result_settings` of `settings_of(args)`), --strip-metadata,
-    and the output, RAW or video options that apply to that input.
+    and the output, RAW or video options that apply to that input (`is_video(source)`: whether it is
+    enhanced as a video).
     """
     from ..imaging.raw import is_raw
-    from ..video.reading import holds_video
     from .resume import engine_result_settings
 
     options, _ = output_options(args)
@@ -223,7 +224,7 @@ def result_settings(args: argparse.Namespace, network):
     engine["strip_metadata"] = args.strip_metadata
 
     def output_settings(source: Path) -> dict:
-        if holds_video(source):  # a photo named like a video is an image, and its record says so
+        if is_video(source):  # a photo named like a video is an image, and its record says so
             return {**engine, **{name: getattr(args, name) for name in VIDEO_RESULT_OPTIONS if hasattr(args, name)}}
         output_format = options.format_for(source)
         chosen = {"format": output_format, "color_space": args.color_space}
@@ -281,10 +282,10 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
     from .video_batch import run_video_jobs
 
     options, raw_settings = output_options(args)
-    files, unwritable = _refuse_unwritable_videos(files, args)  # found before the model loads
+    files, unwritable, video_sources = _refuse_unwritable_videos(files, args)  # found before the model loads
     failures = failures + unwritable
     network = load_network(args.model) if files else None  # checked before any output is skipped
-    output_settings = result_settings(args, network) if network is not None else None
+    output_settings = result_settings(args, network, video_sources.__contains__) if network is not None else None
     plan = plan_jobs(files, output, overwrite=args.overwrite, suffix_for=options.suffix_for, settings_for=output_settings)
     jobs, failures = plan.jobs, failures + plan.failures
     process_index, num_processes = 0, 1
@@ -298,7 +299,7 @@ def _enhance_into(args, output: Path, files, failures, device, distributed: bool
         jobs = split_for_process(jobs, process_index, num_processes)
         failures = failures if state.is_main_process else []
     kept = bool(plan.kept) and process_index == 0
-    videos, jobs = _videos_and_images(jobs)
+    videos, jobs = _videos_and_images(jobs, video_sources)
     jobs, unrecordable_images = _forget_records(jobs)  # an output about to be (re)made has no record until it is complete
     videos, unrecordable_videos = _forget_records(videos)
     failures = failures + unrecordable_images + unrecordable_videos
@@ -372,18 +373,19 @@ def _forget_records(jobs: list) -> tuple[list, list]:
     return kept, failures
 
 
-def _refuse_unwritable_videos(files: list, args: argparse.Namespace) -> tuple[list, list]:
+def _refuse_unwritable_videos(files: list, args: argparse.Namespace) -> tuple[list, list, set]:
     """
-    `files` without the videos that cannot be written as asked, and their failures: a container that does
-    not take `--video-codec`, or a codec that takes no such `--video-crf` (an output keeps its input's
-    container). Checked before the model loads.
+    `files` without the videos that cannot be written as asked, their failures (a container that does not
+    take `--video-codec`, or a codec that takes no such `--video-crf`: an output keeps its input's
+    container), and the files kept that hold a video (`holds_video`, read once here). Checked before the
+    model loads.
     """
     from ..errors import CLIPLITError
     from ..video.encoders import choose_encoder
     from ..video.reading import holds_video
     from .video_batch import video_failure
 
-    kept, failures = [], []
+    kept, failures, videos = [], [], set()
     for source in files:
         if holds_video(source):
             try:
@@ -391,21 +393,23 @@ def _refuse_unwritable_videos(files: list, args: argparse.Namespace) -> tuple[li
             except CLIPLITError as error:
                 failures.append(video_failure(source, error))
                 continue
+            videos.add(source)
         kept.append(source)
-    return kept, failures
+    return kept, failures, videos
 
 
-def _videos_and_images(jobs: list) -> tuple[list, list]:
+def _videos_and_images(jobs: list, video_sources: set) -> tuple[list, list]:
     """
-    `jobs` split by content: (videos, images). A file named like a video that holds an image (a photo
-    named .mp4) is an image, with a note (`plan_jobs` named its output as an image's).
+    `jobs` split by content: (videos, images), `video_sources` the inputs that hold a video. A file named like
+    a video that holds an image (a photo named .mp4) is an image, with a note (`plan_jobs` named its output
+    as an image's).
     """
-    from ..video.reading import holds_video, image_format_inside
+    from ..video.reading import image_format_inside
     from ..video.settings import is_video_file
 
     videos, images = [], []
     for job in jobs:
-        if holds_video(job.source):
+        if job.source in video_sources:
             videos.append(job)
             continue
         if is_video_file(job.source):

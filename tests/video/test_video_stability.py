@@ -3,14 +3,12 @@ flicker, and the video benchmark scripts."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest import ENHANCEMENT_CHECKPOINT, REPO_ROOT, smallest_reference_image
+from helpers import run_script_process
 
 from cliplit.video.scenes import SCENES, make_scene
 from cliplit.video.stability import motion, warping_error
@@ -64,18 +62,16 @@ def test_denoise_auto_cuts_the_amplified_noise_flicker(reference_model):
 @pytest.mark.reference
 def test_video_benchmarks_print_their_rows(tmp_path):
     pytest.importorskip("av", reason="video needs PyAV (the video extra)")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    stability = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "video_stability.py"), "--model", str(ENHANCEMENT_CHECKPOINT),
-                                "--photos", str(smallest_reference_image()), "--frames", "3", "--size", "32x40",
-                                "--denoise", "off", "auto"],
-                               capture_output=True, text=True, env=env, timeout=600)
+    stability = run_script_process(REPO_ROOT / "bench" / "video_stability.py", "--model", ENHANCEMENT_CHECKPOINT,
+                                   "--photos", smallest_reference_image(), "--frames", "3", "--size", "32x40",
+                                   "--denoise", "off", "auto", timeout=600)
     assert stability.returncode == 0, stability.stderr
     rows = [line.split() for line in stability.stdout.splitlines() if line.startswith("mean")]
     assert [row[1] for row in rows] == list(SCENES) and all(len(row) == 6 for row in rows)  # input, g2*input, off, auto
     assert all(float(value) >= 0 for row in rows for value in row[2:])
-    speed = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "video_speed.py"), "--model", str(ENHANCEMENT_CHECKPOINT),
-                            "--photo", str(smallest_reference_image()), "--size", "64x48", "--frames", "3", "--modes", "exact", "fast"],
-                           capture_output=True, text=True, env=env, timeout=600)
+    speed = run_script_process(REPO_ROOT / "bench" / "video_speed.py", "--model", ENHANCEMENT_CHECKPOINT,
+                               "--photo", smallest_reference_image(), "--size", "64x48", "--frames", "3", "--modes", "exact", "fast",
+                               timeout=600)
     assert speed.returncode == 0, speed.stderr
     found = re.findall(r"^(exact|fast)\s+batch\s+\d+\s+network\s+([\d.]+) fps\s+pipeline\s+([\d.]+) fps", speed.stdout, re.M)
     assert [mode for mode, _, _ in found] == ["exact", "fast"] and all(float(n) > 0 and float(p) > 0 for _, n, p in found)
